@@ -1,0 +1,248 @@
+//! The policy both dialects share on top of a [`Store`]: how long tickets and target ids
+//! live, how ids are made, and that a ticket only redeems in the realm that issued it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::id;
+use crate::model::{Identity, Session, Ticket};
+use crate::store::{Store, StoreError};
+
+/// How long short-lived entries live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// A ticket not redeemed within this is gone (Qlik: one minute).
+    pub ticket: Duration,
+    /// A target id, from the login redirect to the ticket request naming it. Generous, so
+    /// a slow login page still gets the user where they were going.
+    pub target: Duration,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Lifetimes {
+            ticket: Duration::from_secs(60),
+            target: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// How many times a freshly drawn id is retried when it collides with a live one. With
+/// 91 bits or more per id a single collision is already beyond belief; the loop exists so
+/// that the contract (never overwrite) never turns into an error a user could see.
+const ID_ATTEMPTS: usize = 4;
+
+/// Ticket and session operations over a shared store.
+#[derive(Debug, Clone)]
+pub struct Core {
+    store: Arc<dyn Store>,
+    lifetimes: Lifetimes,
+}
+
+impl Core {
+    /// A core over `store` with the given lifetimes.
+    pub fn new(store: Arc<dyn Store>, lifetimes: Lifetimes) -> Self {
+        Core { store, lifetimes }
+    }
+
+    /// The store underneath, for operations the core adds no policy to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The configured lifetimes.
+    pub fn lifetimes(&self) -> Lifetimes {
+        self.lifetimes
+    }
+
+    /// Issues a ticket for `identity`, redeemable once in `realm` within the ticket
+    /// lifetime. `new_id` draws the id in the dialect's format ([`id::qps_ticket`] or
+    /// [`id::web_ticket`]). A `target_id` that names a live target fills
+    /// [`Ticket::target_uri`]; an unknown one leaves it empty.
+    pub async fn issue_ticket(
+        &self,
+        realm: &str,
+        identity: Identity,
+        target_id: Option<&str>,
+        new_id: fn() -> String,
+    ) -> Result<(String, Ticket), StoreError> {
+        let target_uri = match target_id {
+            Some(t) if !t.is_empty() => self.store.target(t).await?,
+            _ => None,
+        };
+        let ticket = Ticket {
+            realm: realm.to_owned(),
+            identity,
+            target_uri,
+        };
+        for _ in 0..ID_ATTEMPTS {
+            let id = new_id();
+            match self
+                .store
+                .insert_ticket(&id, &ticket, self.lifetimes.ticket)
+                .await
+            {
+                Err(StoreError::Conflict) => continue,
+                other => return other.map(|()| (id, ticket)),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    /// Consumes the ticket `id`. Returns it only if it was live and issued for `realm`; a
+    /// ticket presented in the wrong realm is consumed all the same, so a leaked ticket
+    /// cannot be tried in one place after another.
+    pub async fn redeem(&self, realm: &str, id: &str) -> Result<Option<Ticket>, StoreError> {
+        Ok(self
+            .store
+            .take_ticket(id)
+            .await?
+            .filter(|t| t.realm == realm))
+    }
+
+    /// Remembers `uri` under a new target id and returns the id.
+    pub async fn new_target(&self, uri: &str) -> Result<String, StoreError> {
+        for _ in 0..ID_ATTEMPTS {
+            let id = id::guid();
+            match self
+                .store
+                .insert_target(&id, uri, self.lifetimes.target)
+                .await
+            {
+                Err(StoreError::Conflict) => continue,
+                other => return other.map(|()| id),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    /// Starts a session for `identity` in `realm` under a new GUID, ending after `idle`
+    /// without use.
+    pub async fn start_session(
+        &self,
+        realm: &str,
+        identity: Identity,
+        idle: Duration,
+    ) -> Result<Session, StoreError> {
+        let mut session = Session {
+            realm: realm.to_owned(),
+            id: String::new(),
+            identity,
+        };
+        for _ in 0..ID_ATTEMPTS {
+            session.id = id::guid();
+            match self.store.insert_session(&session, idle).await {
+                Err(StoreError::Conflict) => continue,
+                other => return other.map(|()| session),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    fn user() -> Identity {
+        Identity::Qps {
+            user_directory: "ACME".into(),
+            user_id: "jdoe".into(),
+            attributes: vec![("Group".into(), "Sales".into())],
+        }
+    }
+
+    fn core() -> Core {
+        Core::new(Arc::new(MemoryStore::new()), Lifetimes::default())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ticket_redeems_once_and_only_in_its_realm() {
+        let core = core();
+        let (id, _) = core
+            .issue_ticket("qps/ext", user(), None, id::qps_ticket)
+            .await
+            .unwrap();
+        assert_eq!(
+            core.redeem("qps/ext", &id).await.unwrap().unwrap().identity,
+            user()
+        );
+        assert!(core.redeem("qps/ext", &id).await.unwrap().is_none());
+
+        let (id, _) = core
+            .issue_ticket("qps/ext", user(), None, id::qps_ticket)
+            .await
+            .unwrap();
+        assert!(core.redeem("qps/", &id).await.unwrap().is_none());
+        assert!(
+            core.redeem("qps/ext", &id).await.unwrap().is_none(),
+            "consumed by the wrong realm"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ticket_expires_after_its_lifetime() {
+        let core = core();
+        let (early, _) = core
+            .issue_ticket("r", user(), None, id::qps_ticket)
+            .await
+            .unwrap();
+        let (late, _) = core
+            .issue_ticket("r", user(), None, id::qps_ticket)
+            .await
+            .unwrap();
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(core.redeem("r", &early).await.unwrap().is_some());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(core.redeem("r", &late).await.unwrap().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_known_target_id_fills_the_target_uri() {
+        let core = core();
+        let target = core
+            .new_target("http://localhost:8080/ext/hub/")
+            .await
+            .unwrap();
+        let (_, t) = core
+            .issue_ticket("r", user(), Some(&target), id::qps_ticket)
+            .await
+            .unwrap();
+        assert_eq!(
+            t.target_uri.as_deref(),
+            Some("http://localhost:8080/ext/hub/")
+        );
+        // Reusable while it lives.
+        let (_, t) = core
+            .issue_ticket("r", user(), Some(&target), id::qps_ticket)
+            .await
+            .unwrap();
+        assert!(t.target_uri.is_some());
+        let (_, t) = core
+            .issue_ticket("r", user(), Some("no-such-target"), id::qps_ticket)
+            .await
+            .unwrap();
+        assert_eq!(t.target_uri, None);
+        tokio::time::advance(Duration::from_secs(30 * 60)).await;
+        let (_, t) = core
+            .issue_ticket("r", user(), Some(&target), id::qps_ticket)
+            .await
+            .unwrap();
+        assert_eq!(t.target_uri, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sessions_slide_on_touch_and_end_when_idle() {
+        let core = core();
+        let idle = Duration::from_secs(30 * 60);
+        let s = core.start_session("r", user(), idle).await.unwrap();
+        let store = core.store();
+        for _ in 0..3 {
+            tokio::time::advance(Duration::from_secs(29 * 60)).await;
+            assert!(store.touch_session("r", &s.id).await.unwrap().is_some());
+        }
+        tokio::time::advance(idle).await;
+        assert!(store.touch_session("r", &s.id).await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,88 @@
+//! Identifiers, all drawn from a cryptographically secure generator.
+//!
+//! `rand::rng()` is a ChaCha-based CSPRNG seeded and periodically reseeded from the
+//! operating system, so a ticket cannot be predicted from the ones issued before it.
+
+use rand::Rng;
+
+/// Length of a QPS ticket: real proxies issue 16 characters, and a live-server test suite
+/// asserts that length.
+pub const QPS_TICKET_LEN: usize = 16;
+
+/// Length of a QlikView web ticket: one widely used client rejects any other length.
+pub const WEB_TICKET_LEN: usize = 40;
+
+const LETTERS: &[u8; 52] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+/// A new QPS ticket: 16 letters `[A-Za-z]` (both real samples are letters only), about
+/// 91 bits of entropy.
+pub fn qps_ticket() -> String {
+    let mut rng = rand::rng();
+    (0..QPS_TICKET_LEN)
+        .map(|_| char::from(LETTERS[rng.random_range(0..LETTERS.len())]))
+        .collect()
+}
+
+/// A new QlikView web ticket: 40 uppercase hexadecimal characters (160 bits), which every
+/// known client parser accepts.
+pub fn web_ticket() -> String {
+    let bytes: [u8; WEB_TICKET_LEN / 2] = rand::rng().random();
+    let mut out = String::with_capacity(WEB_TICKET_LEN);
+    for b in bytes {
+        out.push(char::from(HEX_UPPER[usize::from(b >> 4)]));
+        out.push(char::from(HEX_UPPER[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+/// A new random (version 4) GUID in the lowercase, hyphenated form .NET prints, used for
+/// target ids and session cookies.
+pub fn guid() -> String {
+    uuid::Uuid::new_v4().hyphenated().to_string()
+}
+
+/// Whether `s` has the shape of a QPS ticket. Lets the gateway refuse garbage without a
+/// store round trip; it says nothing about whether the ticket exists.
+pub fn looks_like_qps_ticket(s: &str) -> bool {
+    s.len() == QPS_TICKET_LEN && s.bytes().all(|b| b.is_ascii_alphabetic())
+}
+
+/// Whether `s` has the shape of a QlikView web ticket (hex digits in either case).
+pub fn looks_like_web_ticket(s: &str) -> bool {
+    s.len() == WEB_TICKET_LEN && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn qps_tickets_are_sixteen_letters_and_distinct() {
+        let set: HashSet<String> = (0..10_000).map(|_| qps_ticket()).collect();
+        assert_eq!(set.len(), 10_000);
+        assert!(set.iter().all(|t| looks_like_qps_ticket(t)));
+        // Every letter of both cases turns up: the alphabet is used whole.
+        let used: HashSet<char> = set.iter().flat_map(|t| t.chars()).collect();
+        assert_eq!(used.len(), 52);
+    }
+
+    #[test]
+    fn web_tickets_are_forty_uppercase_hex() {
+        let t = web_ticket();
+        assert_eq!(t.len(), 40);
+        assert!(t
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)));
+        assert_ne!(t, web_ticket());
+    }
+
+    #[test]
+    fn guids_are_lowercase_v4() {
+        let g = guid();
+        assert_eq!(g.len(), 36);
+        assert_eq!(g.as_bytes()[14], b'4');
+        assert_eq!(g, g.to_lowercase());
+    }
+}

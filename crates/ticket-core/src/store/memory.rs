@@ -1,0 +1,340 @@
+//! The in-memory backend: sharded maps, lazy expiry, and a background purge.
+//!
+//! Each map is split into shards behind their own `std::sync::Mutex`, so concurrent
+//! requests rarely contend, and no lock is ever held across an `.await`. Expiry is checked
+//! on every read, so correctness never depends on the purge; the purge only reclaims
+//! memory, one shard at a time, so a sweep never stalls more than one shard's worth of
+//! requests. The purge task is owned by the store: dropping the last handle stops it.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, RandomState};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::{Store, StoreError};
+use crate::model::{Session, Ticket};
+
+const SHARDS: usize = 64;
+
+/// How often the purge task sweeps expired entries by default.
+pub const DEFAULT_PURGE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The in-memory [`Store`]. Cheap to share behind an `Arc`; must be created inside a tokio
+/// runtime, which runs its purge task.
+#[derive(Debug)]
+pub struct MemoryStore {
+    maps: Arc<Maps>,
+    _purge: PurgeGuard,
+}
+
+#[derive(Debug, Default)]
+struct Maps {
+    tickets: Sharded<String, Expiring<Ticket>>,
+    targets: Sharded<String, Expiring<String>>,
+    sessions: Sharded<SessionKey, SessionEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SessionKey {
+    realm: String,
+    id: String,
+}
+
+impl SessionKey {
+    fn new(realm: &str, id: &str) -> Self {
+        SessionKey {
+            realm: realm.to_owned(),
+            id: id.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Expiring<V> {
+    value: V,
+    expires: Instant,
+}
+
+#[derive(Debug)]
+struct SessionEntry {
+    session: Session,
+    idle: Duration,
+    expires: Instant,
+}
+
+trait Deadline {
+    fn expires(&self) -> Instant;
+}
+
+impl<V> Deadline for Expiring<V> {
+    fn expires(&self) -> Instant {
+        self.expires
+    }
+}
+
+impl Deadline for SessionEntry {
+    fn expires(&self) -> Instant {
+        self.expires
+    }
+}
+
+#[derive(Debug)]
+struct Sharded<K, V> {
+    hasher: RandomState,
+    shards: Box<[Mutex<HashMap<K, V>>]>,
+}
+
+impl<K, V> Default for Sharded<K, V> {
+    fn default() -> Self {
+        Sharded {
+            hasher: RandomState::new(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+}
+
+impl<K: Hash + Eq, V: Deadline> Sharded<K, V> {
+    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> MutexGuard<'_, HashMap<K, V>> {
+        let index = (self.hasher.hash_one(key) as usize) % self.shards.len();
+        lock(&self.shards[index])
+    }
+
+    /// Removes expired entries, one shard at a time; returns how many went.
+    fn purge(&self, now: Instant) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| {
+                let mut map = lock(shard);
+                let before = map.len();
+                map.retain(|_, v| v.expires() > now);
+                before - map.len()
+            })
+            .sum()
+    }
+
+    fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+}
+
+/// Locks a shard. A panic while a shard was held cannot leave a map half-updated (every
+/// critical section is a single `HashMap` call), so a poisoned lock is simply taken over.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Aborts the purge task when the store is dropped.
+#[derive(Debug)]
+struct PurgeGuard(JoinHandle<()>);
+
+impl Drop for PurgeGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What one purge sweep removed, for logs and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Tickets that expired unredeemed.
+    pub tickets: usize,
+    /// Target ids that expired.
+    pub targets: usize,
+    /// Sessions that timed out.
+    pub sessions: usize,
+}
+
+impl MemoryStore {
+    /// A new, empty store whose purge task sweeps every [`DEFAULT_PURGE_INTERVAL`].
+    pub fn new() -> Self {
+        Self::with_purge_interval(DEFAULT_PURGE_INTERVAL)
+    }
+
+    /// A new, empty store whose purge task sweeps every `every`.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime, which must run the purge task.
+    pub fn with_purge_interval(every: Duration) -> Self {
+        let maps = Arc::new(Maps::default());
+        let weak = Arc::downgrade(&maps);
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(maps) = weak.upgrade() else { break };
+                let purged = maps.purge(Instant::now());
+                if purged != Purged::default() {
+                    tracing::debug!(
+                        tickets = purged.tickets,
+                        targets = purged.targets,
+                        sessions = purged.sessions,
+                        "purged expired entries"
+                    );
+                }
+            }
+        });
+        MemoryStore {
+            maps,
+            _purge: PurgeGuard(task),
+        }
+    }
+
+    /// Sweeps expired entries now rather than at the next tick.
+    pub fn purge_now(&self) -> Purged {
+        self.maps.purge(Instant::now())
+    }
+
+    /// Entries held, expired or not: `(tickets, targets, sessions)`.
+    pub fn len(&self) -> (usize, usize, usize) {
+        (
+            self.maps.tickets.len(),
+            self.maps.targets.len(),
+            self.maps.sessions.len(),
+        )
+    }
+
+    /// Whether the store holds no entry at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == (0, 0, 0)
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Maps {
+    fn purge(&self, now: Instant) -> Purged {
+        Purged {
+            tickets: self.tickets.purge(now),
+            targets: self.targets.purge(now),
+            sessions: self.sessions.purge(now),
+        }
+    }
+}
+
+/// Inserts unless a live entry holds the key; an expired one is replaced.
+fn insert_new<K: Hash + Eq, V: Deadline>(
+    map: &Sharded<K, V>,
+    key: K,
+    value: V,
+    now: Instant,
+) -> Result<(), StoreError> {
+    let mut shard = map.shard(&key);
+    match shard.get(&key) {
+        Some(old) if old.expires() > now => Err(StoreError::Conflict),
+        _ => {
+            shard.insert(key, value);
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn insert_ticket(
+        &self,
+        id: &str,
+        ticket: &Ticket,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let entry = Expiring {
+            value: ticket.clone(),
+            expires: now + ttl,
+        };
+        insert_new(&self.maps.tickets, id.to_owned(), entry, now)
+    }
+
+    async fn take_ticket(&self, id: &str) -> Result<Option<Ticket>, StoreError> {
+        let removed = self.maps.tickets.shard(id).remove(id);
+        Ok(removed
+            .filter(|e| e.expires > Instant::now())
+            .map(|e| e.value))
+    }
+
+    async fn insert_target(&self, id: &str, uri: &str, ttl: Duration) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let entry = Expiring {
+            value: uri.to_owned(),
+            expires: now + ttl,
+        };
+        insert_new(&self.maps.targets, id.to_owned(), entry, now)
+    }
+
+    async fn target(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let now = Instant::now();
+        let shard = self.maps.targets.shard(id);
+        Ok(shard
+            .get(id)
+            .filter(|e| e.expires > now)
+            .map(|e| e.value.clone()))
+    }
+
+    async fn insert_session(&self, session: &Session, idle: Duration) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let key = SessionKey::new(&session.realm, &session.id);
+        let entry = SessionEntry {
+            session: session.clone(),
+            idle,
+            expires: now + idle,
+        };
+        insert_new(&self.maps.sessions, key, entry, now)
+    }
+
+    async fn touch_session(&self, realm: &str, id: &str) -> Result<Option<Session>, StoreError> {
+        let now = Instant::now();
+        let key = SessionKey::new(realm, id);
+        let mut shard = self.maps.sessions.shard(&key);
+        match shard.get_mut(&key) {
+            Some(e) if e.expires > now => {
+                e.expires = now + e.idle;
+                Ok(Some(e.session.clone()))
+            }
+            Some(_) => {
+                shard.remove(&key);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn session(&self, realm: &str, id: &str) -> Result<Option<Session>, StoreError> {
+        let now = Instant::now();
+        let key = SessionKey::new(realm, id);
+        let shard = self.maps.sessions.shard(&key);
+        Ok(shard
+            .get(&key)
+            .filter(|e| e.expires > now)
+            .map(|e| e.session.clone()))
+    }
+
+    async fn remove_session(&self, realm: &str, id: &str) -> Result<Option<Session>, StoreError> {
+        let now = Instant::now();
+        let key = SessionKey::new(realm, id);
+        let removed = self.maps.sessions.shard(&key).remove(&key);
+        Ok(removed.filter(|e| e.expires > now).map(|e| e.session))
+    }
+
+    async fn sessions(&self, realm: &str) -> Result<Vec<Session>, StoreError> {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for shard in self.maps.sessions.shards.iter() {
+            let map = lock(shard);
+            out.extend(
+                map.iter()
+                    .filter(|(k, e)| k.realm == realm && e.expires > now)
+                    .map(|(_, e)| e.session.clone()),
+            );
+        }
+        Ok(out)
+    }
+}

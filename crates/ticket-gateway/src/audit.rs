@@ -1,0 +1,66 @@
+//! The audit trail: one structured event per ticket issued, redeemed or refused and per
+//! session started, under the tracing target `audit` so it can be routed on its own.
+//!
+//! Ticket and session ids are secrets while they live; events carry a short keyed hash
+//! instead, enough to follow one ticket from issue to redemption in the logs and useless
+//! for presenting it.
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::OnceLock;
+
+use ticket_core::Identity;
+
+use crate::gateway::Conn;
+
+/// A short, per-process keyed hash of a secret, for logs.
+pub fn fingerprint(secret: &str) -> String {
+    static KEY: OnceLock<RandomState> = OnceLock::new();
+    let h = KEY.get_or_init(RandomState::new).hash_one(secret);
+    format!("{:08x}", h >> 32)
+}
+
+fn user(identity: &Identity) -> (&str, &str) {
+    match identity {
+        Identity::Qps {
+            user_directory,
+            user_id,
+            ..
+        } => (user_directory, user_id),
+        Identity::QlikView { user_id, .. } => ("", user_id),
+    }
+}
+
+/// A ticket was issued.
+pub fn ticket_issued(dialect: &str, vp: &str, identity: &Identity, ticket: &str, conn: &Conn) {
+    let (dir, id) = user(identity);
+    tracing::info!(target: "audit", event = "ticket_issued", dialect, vp, user_directory = dir,
+        user_id = id, ticket = %fingerprint(ticket), peer = %conn.peer, outcome = "ok");
+}
+
+/// A ticket request was refused.
+pub fn ticket_refused(dialect: &str, conn: &Conn, reason: &str) {
+    tracing::info!(target: "audit", event = "ticket_refused", dialect, peer = %conn.peer,
+        outcome = "refused", reason);
+}
+
+/// A ticket was presented: redeemed, or not (unknown, used, expired or another realm's).
+pub fn ticket_redeemed(
+    dialect: &str,
+    vp: &str,
+    identity: Option<&Identity>,
+    ticket: &str,
+    conn: &Conn,
+) {
+    let (dir, id) = identity.map(user).unwrap_or(("", ""));
+    let outcome = if identity.is_some() { "ok" } else { "refused" };
+    tracing::info!(target: "audit", event = "ticket_redeemed", dialect, vp, user_directory = dir,
+        user_id = id, ticket = %fingerprint(ticket), peer = %conn.peer, outcome,
+        reason = if identity.is_some() { "" } else { "unknown, used or expired" });
+}
+
+/// A session started.
+pub fn session_started(dialect: &str, vp: &str, identity: &Identity, session: &str, conn: &Conn) {
+    let (dir, id) = user(identity);
+    tracing::info!(target: "audit", event = "session_started", dialect, vp, user_directory = dir,
+        user_id = id, session = %fingerprint(session), peer = %conn.peer, outcome = "ok");
+}

@@ -1,0 +1,121 @@
+//! The command line: `ticket-gateway [--config FILE] [--check-config] [--log-format …]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use ticket_core::MemoryStore;
+
+use crate::config::{Settings, EXIT_CONFIG};
+use crate::server::{run, Listeners};
+use crate::telemetry::{self, LogFormat};
+use crate::Gateway;
+
+/// A gateway that speaks the Qlik Sense proxy (QPS) and QlikView web-ticket dialects.
+#[derive(Debug, Parser)]
+#[command(name = "ticket-gateway", version, about)]
+pub struct Args {
+    /// TOML configuration file; without it the embedded defaults serve on loopback.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Validate the configuration, print a summary and exit.
+    #[arg(long)]
+    pub check_config: bool,
+    /// Log line format.
+    #[arg(long, value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+}
+
+/// Runs the binary: parse arguments, load configuration, bind, serve until SIGINT/SIGTERM.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    telemetry::init(args.log_format);
+    let settings = match &args.config {
+        Some(path) => Settings::load(path),
+        None => Ok(Settings::defaults()),
+    };
+    let settings = match settings {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ticket-gateway: configuration error: {e}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    if args.check_config {
+        println!(
+            "configuration OK: frontend {} ({}), api {} ({}), {} virtual prox{}",
+            settings.frontend.listen,
+            settings.frontend.public_url,
+            settings.api.listen,
+            settings.api.public_url,
+            settings.virtual_proxies.len(),
+            if settings.virtual_proxies.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            },
+        );
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ticket-gateway: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(settings))
+}
+
+async fn serve(settings: Settings) -> ExitCode {
+    let listeners = match Listeners::bind(&settings).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("ticket-gateway: cannot listen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let prefixes: Vec<String> = settings
+        .virtual_proxies
+        .iter()
+        .map(|vp| format!("{:?}", vp.prefix))
+        .collect();
+    tracing::info!(
+        frontend = %settings.frontend.listen,
+        frontend_url = %settings.frontend.public_url,
+        api = %settings.api.listen,
+        api_url = %settings.api.public_url,
+        store = "memory",
+        virtual_proxies = %prefixes.join(","),
+        demo = settings.demo,
+        "ticket-gateway listening"
+    );
+    let gateway = Gateway::new(settings, Arc::new(MemoryStore::new()));
+    run(listeners, gateway, shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+/// Resolves on SIGINT or SIGTERM, and says which.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::warn!("cannot install signal handlers; stop with SIGKILL");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("Ctrl-C received");
+    }
+}

@@ -1,0 +1,558 @@
+//! Configuration: the TOML file, its embedded defaults, and validation into [`Settings`].
+//!
+//! Every key is optional; `ticket-gateway` with no file serves on the defaults below. A bad
+//! file is reported as one line naming the key, and the binary exits with 64 (`EX_USAGE`).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use http::Uri;
+use serde::Deserialize;
+
+/// Exit code for a configuration the gateway cannot start with (`EX_USAGE`).
+pub const EXIT_CONFIG: i32 = 64;
+
+/// Default address of the browser-facing listener.
+pub const DEFAULT_FRONTEND_LISTEN: &str = "127.0.0.1:8080";
+/// Default public base URL of the browser-facing listener.
+pub const DEFAULT_FRONTEND_URL: &str = "http://localhost:8080";
+/// Default address of the QPS REST API listener.
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:4243";
+/// Default public base URL of the QPS REST API listener.
+pub const DEFAULT_API_URL: &str = "http://localhost:4243";
+/// Default ticket lifetime: Qlik documents one minute.
+pub const DEFAULT_TICKET_TTL_SECONDS: u64 = 60;
+/// Default lifetime of a target id (the spec asks for at least ten minutes).
+pub const DEFAULT_TARGET_ID_TTL_SECONDS: u64 = 30 * 60;
+/// Default session inactivity timeout, as on a fresh Qlik Sense virtual proxy.
+pub const DEFAULT_INACTIVITY_MINUTES: u64 = 30;
+/// Session cookie of the default virtual proxy on a fresh Qlik Sense install.
+pub const DEFAULT_COOKIE_NAME: &str = "X-Qlik-Session";
+/// Default limit on request bodies read by the ticket and session endpoints.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// Default time a client has to send its request headers.
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECONDS: u64 = 10;
+/// Default time in-flight requests get to finish on shutdown.
+pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 10;
+
+/// Path of the built-in demo authentication module on the front end.
+pub const DEMO_LOGIN_PATH: &str = "/demo/login";
+
+/// First path segments a Qlik Sense proxy reserves after the prefix; none may be a prefix.
+pub const RESERVED_WORDS: &[&str] = &[
+    "qps",
+    "qrs",
+    "qmc",
+    "hub",
+    "app",
+    "client",
+    "sense",
+    "resources",
+    "content",
+    "extensions",
+    "dev-hub",
+    "api",
+    "single",
+    "internal_windows_authentication",
+    "internal_forms_authentication",
+    "demo",
+    "qvajaxzfc",
+    "qlikview",
+];
+
+/// A configuration error: which key, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    /// The offending key, dotted (`frontend.listen`, `virtual_proxy[1].prefix`), or the
+    /// file name for errors that are not about one key.
+    pub key: String,
+    /// What is wrong, on one line.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+// ---- The file, as written -------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct File {
+    frontend: ListenerFile,
+    api: ListenerFile,
+    tickets: TicketsFile,
+    virtual_proxy: Vec<VirtualProxyFile>,
+    demo: DemoFile,
+    limits: LimitsFile,
+    shutdown: ShutdownFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ListenerFile {
+    listen: Option<String>,
+    public_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct TicketsFile {
+    ttl_seconds: Option<u64>,
+    target_id_ttl_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VirtualProxyFile {
+    prefix: String,
+    session_cookie_name: Option<String>,
+    auth_module_redirect_uri: Option<String>,
+    session_inactivity_timeout_minutes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct DemoFile {
+    enabled: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct LimitsFile {
+    max_body_bytes: Option<usize>,
+    header_read_timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ShutdownFile {
+    grace_seconds: Option<u64>,
+}
+
+// ---- The settings, validated -----------------------------------------------------------
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The browser-facing listener.
+    pub frontend: Endpoint,
+    /// The QPS REST API listener.
+    pub api: Endpoint,
+    /// Lifetime of a ticket.
+    pub ticket_ttl: Duration,
+    /// Lifetime of a target id.
+    pub target_id_ttl: Duration,
+    /// Virtual proxies; the default one (prefix `""`) is always present and first.
+    pub virtual_proxies: Vec<VirtualProxy>,
+    /// Whether the built-in demo authentication module is served.
+    pub demo: bool,
+    /// Request limits.
+    pub limits: Limits,
+    /// Time in-flight requests get to finish on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+/// A listener: where it binds and the URL the outside world knows it by.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The socket address to bind.
+    pub listen: SocketAddr,
+    /// Public base URL without a trailing slash, e.g. `http://localhost:8080`.
+    pub public_url: String,
+}
+
+/// Limits applied to every request.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest request body the API and XML endpoints read.
+    pub max_body_bytes: usize,
+    /// Time a client has to send its request headers.
+    pub header_read_timeout: Duration,
+}
+
+/// One Qlik Sense virtual proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualProxy {
+    /// The prefix, lowercase; `""` for the default virtual proxy.
+    pub prefix: String,
+    /// The store realm of its tickets and sessions.
+    pub realm: String,
+    /// Name of the session cookie (`-HTTP` is appended over plain http).
+    pub session_cookie_name: String,
+    /// Where unauthenticated users are sent.
+    pub auth_module_redirect_uri: String,
+    /// Sliding session inactivity timeout.
+    pub session_inactivity_timeout: Duration,
+}
+
+impl Settings {
+    /// The embedded defaults: what `ticket-gateway` with no arguments serves.
+    pub fn defaults() -> Settings {
+        Settings::from_toml("").expect("the embedded defaults are valid")
+    }
+
+    /// Reads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(name.clone(), format!("cannot read: {e}")))?;
+        Settings::from_toml(&text).map_err(|e| {
+            if e.key.is_empty() {
+                ConfigError::new(name, e.message)
+            } else {
+                e
+            }
+        })
+    }
+
+    /// Validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
+        let file: File = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+        validate(file)
+    }
+
+    /// The virtual proxy with exactly this prefix.
+    pub fn virtual_proxy(&self, prefix: &str) -> Option<&VirtualProxy> {
+        self.virtual_proxies.iter().find(|vp| vp.prefix == prefix)
+    }
+
+    /// The default virtual proxy.
+    pub fn default_virtual_proxy(&self) -> &VirtualProxy {
+        &self.virtual_proxies[0]
+    }
+}
+
+/// Flattens a TOML error into one line that names the key when toml knows it.
+fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let line = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    let key = key_at(text, e.span().map(|s| s.start));
+    let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    let message = match line {
+        Some(l) => format!("{message} (line {l})"),
+        None => message,
+    };
+    ConfigError::new(key, message)
+}
+
+/// The dotted key at a byte offset: the enclosing `[table]` plus the key on that line.
+fn key_at(text: &str, offset: Option<usize>) -> String {
+    let Some(offset) = offset else {
+        return String::new();
+    };
+    let before = &text[..offset.min(text.len())];
+    let table = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("").trim();
+    let key = match line.split_once('=') {
+        Some((k, _)) if !line.starts_with('[') => k.trim().to_owned(),
+        _ => String::new(),
+    };
+    match (table, key.is_empty()) {
+        (Some(t), false) => format!("{t}.{key}"),
+        (Some(t), true) => t,
+        (None, _) => key,
+    }
+}
+
+fn validate(file: File) -> Result<Settings, ConfigError> {
+    let frontend = endpoint(
+        "frontend",
+        &file.frontend,
+        DEFAULT_FRONTEND_LISTEN,
+        DEFAULT_FRONTEND_URL,
+    )?;
+    let api = endpoint("api", &file.api, DEFAULT_API_LISTEN, DEFAULT_API_URL)?;
+    if frontend.listen == api.listen && frontend.listen.port() != 0 {
+        return Err(ConfigError::new(
+            "api.listen",
+            format!("{} is already frontend.listen", api.listen),
+        ));
+    }
+    let ticket_ttl = positive(
+        "tickets.ttl_seconds",
+        file.tickets
+            .ttl_seconds
+            .unwrap_or(DEFAULT_TICKET_TTL_SECONDS),
+    )?;
+    let target_id_ttl = positive(
+        "tickets.target_id_ttl_seconds",
+        file.tickets
+            .target_id_ttl_seconds
+            .unwrap_or(DEFAULT_TARGET_ID_TTL_SECONDS),
+    )?;
+    let demo = file.demo.enabled.unwrap_or(true);
+    let demo_login = format!("{}{DEMO_LOGIN_PATH}", frontend.public_url);
+
+    let mut vps: Vec<VirtualProxy> = Vec::new();
+    let mut default_seen = false;
+    for (i, vp) in file.virtual_proxy.iter().enumerate() {
+        let at = |field: &str| format!("virtual_proxy[{i}].{field}");
+        let prefix = vp.prefix.clone();
+        check_prefix(&prefix).map_err(|m| ConfigError::new(at("prefix"), m))?;
+        if vps.iter().any(|v| v.prefix == prefix) || (prefix.is_empty() && default_seen) {
+            return Err(ConfigError::new(
+                at("prefix"),
+                format!("duplicate prefix {prefix:?}"),
+            ));
+        }
+        default_seen |= prefix.is_empty();
+        let cookie = match &vp.session_cookie_name {
+            Some(c) => c.clone(),
+            None if prefix.is_empty() => DEFAULT_COOKIE_NAME.to_owned(),
+            None => format!("{DEFAULT_COOKIE_NAME}-{prefix}"),
+        };
+        check_cookie_name(&cookie).map_err(|m| ConfigError::new(at("session_cookie_name"), m))?;
+        if vps
+            .iter()
+            .any(|v| v.session_cookie_name.eq_ignore_ascii_case(&cookie))
+        {
+            return Err(ConfigError::new(
+                at("session_cookie_name"),
+                format!("duplicate session cookie name {cookie:?}"),
+            ));
+        }
+        let redirect = match &vp.auth_module_redirect_uri {
+            Some(u) => {
+                absolute_url(u).map_err(|m| ConfigError::new(at("auth_module_redirect_uri"), m))?;
+                u.clone()
+            }
+            None if demo => demo_login.clone(),
+            None => {
+                return Err(ConfigError::new(
+                    at("auth_module_redirect_uri"),
+                    "required when [demo] enabled = false",
+                ))
+            }
+        };
+        let minutes = vp
+            .session_inactivity_timeout_minutes
+            .unwrap_or(DEFAULT_INACTIVITY_MINUTES);
+        let inactivity = positive(&at("session_inactivity_timeout_minutes"), minutes)?;
+        vps.push(VirtualProxy {
+            realm: ticket_core::model::qps_realm(&prefix),
+            prefix,
+            session_cookie_name: cookie,
+            auth_module_redirect_uri: redirect,
+            session_inactivity_timeout: inactivity * 60,
+        });
+    }
+    if !default_seen {
+        if !demo {
+            return Err(ConfigError::new(
+                "virtual_proxy",
+                "with [demo] enabled = false, configure the default virtual proxy (prefix = \"\") and its auth_module_redirect_uri",
+            ));
+        }
+        if vps.iter().any(|v| {
+            v.session_cookie_name
+                .eq_ignore_ascii_case(DEFAULT_COOKIE_NAME)
+        }) {
+            return Err(ConfigError::new(
+                "virtual_proxy",
+                format!(
+                    "session cookie name {DEFAULT_COOKIE_NAME:?} is the default virtual proxy's"
+                ),
+            ));
+        }
+        vps.push(VirtualProxy {
+            prefix: String::new(),
+            realm: ticket_core::model::qps_realm(""),
+            session_cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
+            auth_module_redirect_uri: demo_login,
+            session_inactivity_timeout: Duration::from_secs(DEFAULT_INACTIVITY_MINUTES * 60),
+        });
+    }
+    // The default virtual proxy first: routing falls back to it.
+    vps.sort_by_key(|v| !v.prefix.is_empty());
+
+    let max_body_bytes = file.limits.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+    if max_body_bytes == 0 {
+        return Err(ConfigError::new(
+            "limits.max_body_bytes",
+            "must be at least 1",
+        ));
+    }
+    let header_read_timeout = positive(
+        "limits.header_read_timeout_seconds",
+        file.limits
+            .header_read_timeout_seconds
+            .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT_SECONDS),
+    )?;
+    let shutdown_grace = Duration::from_secs(
+        file.shutdown
+            .grace_seconds
+            .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECONDS),
+    );
+
+    Ok(Settings {
+        frontend,
+        api,
+        ticket_ttl,
+        target_id_ttl,
+        virtual_proxies: vps,
+        demo,
+        limits: Limits {
+            max_body_bytes,
+            header_read_timeout,
+        },
+        shutdown_grace,
+    })
+}
+
+fn endpoint(
+    table: &str,
+    file: &ListenerFile,
+    listen: &str,
+    url: &str,
+) -> Result<Endpoint, ConfigError> {
+    let raw = file.listen.as_deref().unwrap_or(listen);
+    let listen: SocketAddr = raw.parse().map_err(|_| {
+        ConfigError::new(
+            format!("{table}.listen"),
+            format!("{raw:?} is not an address like \"127.0.0.1:8080\" or \"[::1]:8080\""),
+        )
+    })?;
+    let raw = file.public_url.as_deref().unwrap_or(url);
+    let uri = absolute_url(raw).map_err(|m| ConfigError::new(format!("{table}.public_url"), m))?;
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(ConfigError::new(
+            format!("{table}.public_url"),
+            format!("{raw:?} must be a scheme and host only, like \"https://qs.example.com\""),
+        ));
+    }
+    Ok(Endpoint {
+        listen,
+        public_url: raw.trim_end_matches('/').to_owned(),
+    })
+}
+
+fn absolute_url(raw: &str) -> Result<Uri, String> {
+    let uri: Uri = raw
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a valid URL"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(h)) if !h.is_empty() => Ok(uri),
+        _ => Err(format!("{raw:?} is not an absolute http or https URL")),
+    }
+}
+
+fn positive(key: &str, value: u64) -> Result<Duration, ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::new(key, "must be at least 1"));
+    }
+    Ok(Duration::from_secs(value))
+}
+
+/// Qlik's rules: lowercase unreserved characters only, no slash, not a reserved word.
+fn check_prefix(prefix: &str) -> Result<(), String> {
+    if !prefix
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._~".contains(&b))
+    {
+        return Err(format!(
+            "{prefix:?} may hold only lowercase letters, digits and - . _ ~"
+        ));
+    }
+    if RESERVED_WORDS.contains(&prefix) {
+        return Err(format!("{prefix:?} is a reserved word"));
+    }
+    Ok(())
+}
+
+/// A cookie name is an RFC 6265 token.
+fn check_cookie_name(name: &str) -> Result<(), String> {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Err(format!("{name:?} is not a valid cookie name"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_serve_loopback_with_the_demo_module() {
+        let s = Settings::defaults();
+        assert_eq!(s.frontend.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.api.listen.to_string(), "127.0.0.1:4243");
+        assert_eq!(s.ticket_ttl, Duration::from_secs(60));
+        let vp = s.default_virtual_proxy();
+        assert_eq!(vp.prefix, "");
+        assert_eq!(vp.session_cookie_name, "X-Qlik-Session");
+        assert_eq!(
+            vp.auth_module_redirect_uri,
+            "http://localhost:8080/demo/login"
+        );
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let s = Settings::from_toml(
+            r#"
+            [frontend]
+            listen = "127.0.0.1:8080"
+            public_url = "http://localhost:8080"
+            [api]
+            listen = "127.0.0.1:4243"
+            public_url = "http://localhost:4243"
+            [tickets]
+            ttl_seconds = 60
+            [[virtual_proxy]]
+            prefix = "ext"
+            session_cookie_name = "X-Qlik-Session-ext"
+            auth_module_redirect_uri = "https://auth.example.com/login"
+            session_inactivity_timeout_minutes = 30
+            "#,
+        )
+        .unwrap();
+        assert_eq!(s.virtual_proxies.len(), 2);
+        assert_eq!(s.virtual_proxy("ext").unwrap().realm, "qps/ext");
+    }
+
+    fn err(text: &str) -> ConfigError {
+        Settings::from_toml(text).unwrap_err()
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = err("[frontend]\nlisten = \"nowhere\"\n");
+        assert_eq!(e.key, "frontend.listen");
+        let e = err("[frontend]\nlisen = \"127.0.0.1:1\"\n");
+        assert_eq!(e.key, "frontend.lisen");
+        assert!(e.message.contains("unknown field `lisen`"), "{e}");
+        let e = err("[tickets]\nttl_seconds = \"soon\"\n");
+        assert_eq!(e.key, "tickets.ttl_seconds");
+        let e = err("[[virtual_proxy]]\nprefix = \"a\"\n[[virtual_proxy]]\nprefix = \"a\"\n");
+        assert_eq!(e.key, "virtual_proxy[1].prefix");
+        let e = err(
+            "[[virtual_proxy]]\nprefix = \"a\"\nsession_cookie_name = \"C\"\n[[virtual_proxy]]\nprefix = \"b\"\nsession_cookie_name = \"C\"\n",
+        );
+        assert_eq!(e.key, "virtual_proxy[1].session_cookie_name");
+        let e = err("[[virtual_proxy]]\nprefix = \"Ext\"\n");
+        assert_eq!(e.key, "virtual_proxy[0].prefix");
+        let e = err("[[virtual_proxy]]\nprefix = \"hub\"\n");
+        assert!(e.message.contains("reserved"));
+        let e = err("[api]\npublic_url = \"localhost:4243\"\n");
+        assert_eq!(e.key, "api.public_url");
+        let e = err("[nonsense]\n");
+        assert!(e.to_string().contains("nonsense"), "{e}");
+        assert!(!e.to_string().contains('\n'));
+    }
+}

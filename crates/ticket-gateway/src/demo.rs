@@ -1,0 +1,132 @@
+//! A built-in demo authentication module, so that a newcomer sees the whole Qlik Sense
+//! flow with nothing else installed: `http://localhost:8080/hub/` redirects here with
+//! `proxyRestUri` and `targetId`, the form asks who you are, and the module gets a ticket
+//! for the target id and sends the browser on with `qlikTicket`, as a real module does.
+//!
+//! It trusts whatever is typed in: turn it off (`[demo] enabled = false`) anywhere but on a
+//! developer's machine.
+
+use http::{Request, Response, StatusCode};
+
+use crate::config::VirtualProxy;
+use crate::gateway::{Conn, Gateway};
+use crate::http::{found, html_escape, query_param, read_body, respond, Body, BoxError, HTML};
+use crate::qps::api::issue;
+use crate::qps::wire::TicketRequest;
+
+/// `GET /demo/login?proxyRestUri=…&targetId=…`: the login form.
+pub(crate) fn login_form<B>(req: &Request<B>) -> Response<Body> {
+    let q = req.uri().query();
+    let rest = query_param(q, "proxyRestUri").unwrap_or_default();
+    let target = query_param(q, "targetId").unwrap_or_default();
+    respond(
+        StatusCode::OK,
+        HTML,
+        page(&rest, &target, "INTERNAL", "", "", None),
+    )
+}
+
+/// `POST /demo/login`: issues a ticket and sends the browser back to the proxy with it.
+pub(crate) async fn login<B>(gw: &Gateway, req: Request<B>, conn: &Conn) -> Response<Body>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    let Ok(body) = read_body(req.into_body(), gw.settings().limits.max_body_bytes).await else {
+        return respond(StatusCode::BAD_REQUEST, HTML, "The form could not be read.");
+    };
+    let field = |name: &str| {
+        form_urlencoded::parse(&body)
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let (rest, target, dir, user, attrs) = (
+        field("proxyRestUri"),
+        field("targetId"),
+        field("userDirectory"),
+        field("userId"),
+        field("attributes"),
+    );
+    let vp = virtual_proxy_of(gw, &rest);
+    let attributes = attrs
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.trim().to_owned(), v.trim().to_owned()),
+            None => (l.to_owned(), String::new()),
+        })
+        .collect();
+    let ticket_req = TicketRequest {
+        user_directory: dir.trim().to_owned(),
+        user_id: user.trim().to_owned(),
+        attributes,
+        target_id: Some(target.clone()).filter(|t| !t.is_empty()),
+    };
+    let invalid = [
+        ("UserDirectory", &ticket_req.user_directory),
+        ("UserId", &ticket_req.user_id),
+    ]
+    .into_iter()
+    .find(|(_, v)| v.is_empty() || v.contains('\\'))
+    .map(|(k, _)| format!("{k} must be non-empty and hold no backslash."));
+    if let Some(error) = invalid {
+        let html = page(&rest, &target, &dir, &user, &attrs, Some(&error));
+        return respond(StatusCode::BAD_REQUEST, HTML, html);
+    }
+    match issue(gw, vp, &ticket_req, conn).await {
+        Ok((ticket, target_uri)) => {
+            let back = target_uri.unwrap_or_else(|| {
+                let prefix = if vp.prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!("/{}", vp.prefix)
+                };
+                format!("{}{prefix}/hub/", gw.settings().frontend.public_url)
+            });
+            let sep = if back.contains('?') { '&' } else { '?' };
+            found(&format!("{back}{sep}qlikTicket={ticket}"))
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The virtual proxy a `proxyRestUri` (`…/qps/<prefix>/`) names; the default one otherwise.
+fn virtual_proxy_of<'g>(gw: &'g Gateway, proxy_rest_uri: &str) -> &'g VirtualProxy {
+    let settings = gw.settings();
+    proxy_rest_uri
+        .rsplit_once("/qps/")
+        .map(|(_, p)| p.trim_matches('/'))
+        .and_then(|p| settings.virtual_proxy(p))
+        .unwrap_or_else(|| settings.default_virtual_proxy())
+}
+
+fn page(
+    rest: &str,
+    target: &str,
+    dir: &str,
+    user: &str,
+    attrs: &str,
+    error: Option<&str>,
+) -> String {
+    let error = error
+        .map(|e| format!("<p style=\"color:#b00\">{}</p>", html_escape(e)))
+        .unwrap_or_default();
+    format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Demo authentication module</title></head><body>\
+<h1>Demo authentication module</h1>\
+<p>Anyone may sign in as anyone here. This module is for trying the gateway out; disable it with <code>[demo] enabled = false</code>.</p>{error}\
+<form method=\"post\" action=\"/demo/login\">\
+<input type=\"hidden\" name=\"proxyRestUri\" value=\"{}\"><input type=\"hidden\" name=\"targetId\" value=\"{}\">\
+<p><label>User directory <input name=\"userDirectory\" value=\"{}\"></label></p>\
+<p><label>User id <input name=\"userId\" value=\"{}\" autofocus></label></p>\
+<p><label>Attributes, one <code>key=value</code> a line<br><textarea name=\"attributes\" rows=\"4\" cols=\"40\">{}</textarea></label></p>\
+<p><button type=\"submit\">Sign in</button></p></form></body></html>",
+        html_escape(rest),
+        html_escape(target),
+        html_escape(dir),
+        html_escape(user),
+        html_escape(attrs),
+    )
+}

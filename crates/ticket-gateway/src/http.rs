@@ -1,0 +1,248 @@
+//! Small HTTP helpers shared by both dialects: response bodies, bounded body reads, query
+//! parameters, cookies and percent-encoding.
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{HeaderMap, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+
+/// Any error a body can fail with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The response body type of every handler.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+/// `text/plain; charset=utf-8`
+pub const TEXT: &str = "text/plain; charset=utf-8";
+/// `application/json; charset=utf-8`
+pub const JSON: &str = "application/json; charset=utf-8";
+/// `text/html; charset=utf-8`
+pub const HTML: &str = "text/html; charset=utf-8";
+
+/// A complete body. Its exact size is known, so hyper sends it with `Content-Length`, and
+/// with the connection's vectored writes turned off, headers and body leave in one write:
+/// some clients parse only the first chunk they receive.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+/// An empty body.
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
+
+/// A response with a status, a content type and a complete body.
+pub fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let mut res = Response::new(full(body));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
+
+/// A `302 Found` to `location`, with an empty body.
+pub fn found(location: &str) -> Response<Body> {
+    let mut res = Response::new(empty());
+    *res.status_mut() = StatusCode::FOUND;
+    match HeaderValue::from_str(location) {
+        Ok(v) => {
+            res.headers_mut().insert(http::header::LOCATION, v);
+        }
+        Err(_) => {
+            // Every location is built from configuration and percent-encoded parts; one
+            // that is not a valid header value is a bug, not a client error.
+            tracing::error!("refusing to send an invalid Location header");
+            *res.status_mut() = StatusCode::BAD_GATEWAY;
+        }
+    }
+    res
+}
+
+/// Why a request body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The body is larger than the limit.
+    #[error("request body too large")]
+    TooLarge,
+    /// The connection failed or the framing was broken.
+    #[error("request body could not be read")]
+    Broken,
+}
+
+/// Reads a whole request body, refusing it once it passes `limit` bytes (Content-Length and
+/// chunked bodies are counted the same way).
+pub async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, BodyError>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(BodyError::TooLarge),
+        Err(_) => Err(BodyError::Broken),
+    }
+}
+
+/// Query parameters as `(name, value)`, percent-decoded, `+` read as a space.
+pub fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+}
+
+/// The first query parameter whose name matches `name` in any casing.
+pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<Cow<'a, str>> {
+    query_pairs(query)
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+/// The query without any parameter named `name` (any casing), other parameters kept byte
+/// for byte. `None` when nothing is left.
+pub fn query_without(query: Option<&str>, name: &str) -> Option<String> {
+    let kept: Vec<&str> = query
+        .unwrap_or("")
+        .split('&')
+        .filter(|part| {
+            let key = part.split('=').next().unwrap_or("");
+            !part.is_empty() && !percent_decode(key).eq_ignore_ascii_case(name)
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("&"))
+}
+
+/// Cookie values named `name` (exact, case-sensitive as browsers send them), in order.
+pub fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(move |pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k.trim() == name).then(|| v.trim().trim_matches('"'))
+        })
+}
+
+/// Percent-encodes everything but ASCII letters, digits and `-_.`, with lowercase hex
+/// digits, as .NET's `HttpUtility.UrlEncode` does: auth modules have been seen to compare
+/// `proxyRestUri` as a string.
+pub fn percent_encode_lower(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+            out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+        }
+    }
+    out
+}
+
+/// Percent-decodes `s` (`+` is left alone); invalid escapes stay as they are, invalid UTF-8
+/// is replaced.
+pub fn percent_decode(s: &str) -> Cow<'_, str> {
+    if !s.contains('%') {
+        return Cow::Borrowed(s);
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn html_escape(s: &str) -> Cow<'_, str> {
+    if !s.contains(['<', '>', '&', '"', '\'']) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_encoding_matches_dotnet() {
+        assert_eq!(
+            percent_encode_lower("https://qs.example.com:4243/qps/ext/"),
+            "https%3a%2f%2fqs.example.com%3a4243%2fqps%2fext%2f"
+        );
+    }
+
+    #[test]
+    fn percent_decoding_survives_bad_escapes() {
+        assert_eq!(percent_decode("a%2Fb%2fc"), "a/b/c");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("%C3%A9"), "é");
+    }
+
+    #[test]
+    fn query_helpers_ignore_case_and_keep_the_rest() {
+        let q = Some("a=1&QlikTicket=ABC&b=%20x");
+        assert_eq!(query_param(q, "qlikticket").as_deref(), Some("ABC"));
+        assert_eq!(
+            query_without(q, "qlikTicket").as_deref(),
+            Some("a=1&b=%20x")
+        );
+        assert_eq!(query_without(Some("qlikTicket=A"), "qlikticket"), None);
+    }
+
+    #[test]
+    fn cookies_are_found_by_exact_name() {
+        let mut h = HeaderMap::new();
+        h.append(
+            http::header::COOKIE,
+            "a=1; X-Qlik-Session-HTTP=abc".parse().unwrap(),
+        );
+        h.append(http::header::COOKIE, "X-Qlik-Session=def".parse().unwrap());
+        assert_eq!(cookies(&h, "X-Qlik-Session").collect::<Vec<_>>(), ["def"]);
+        assert_eq!(
+            cookies(&h, "X-Qlik-Session-HTTP").collect::<Vec<_>>(),
+            ["abc"]
+        );
+    }
+}

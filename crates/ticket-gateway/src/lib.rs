@@ -1,0 +1,35 @@
+//! ticket-gateway: the Qlik Sense proxy (QPS) and QlikView web-ticket dialects, byte for
+//! byte, in front of any back end.
+//!
+//! # Request flow
+//!
+//! ```text
+//! cli::main     Settings (TOML or embedded defaults; exit 64 on error)
+//!               → Listeners::bind → server::run(listeners, Gateway, shutdown)
+//! server::run   accept on both listeners → hyper-util auto::Builder → Gateway::handle
+//! Gateway       router::route(side, method, path) → one handler per route
+//! qps::api      Xrfkey → virtual proxy → lenient JSON → Core::issue_ticket → 201 JSON
+//! qps::frontend qlikTicket → Core::redeem → session + Set-Cookie → resource
+//!               cookie → Store::touch_session → resource
+//!               otherwise → Core::new_target → 302 to the authentication module
+//! ```
+//!
+//! The ticket core (`ticket-core`) owns tickets, target ids and sessions; this crate only
+//! speaks HTTP.
+
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod gateway;
+pub mod http;
+pub mod identity_page;
+pub mod qps;
+pub mod router;
+pub mod server;
+pub mod telemetry;
+
+pub use config::Settings;
+pub use gateway::{Conn, Gateway};
+pub use router::Side;
+pub use server::{run, Listeners};

@@ -1,0 +1,5 @@
+//! The `ticket-gateway` binary: everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    ticket_gateway::cli::main()
+}

@@ -1,0 +1,91 @@
+//! `POST /qps/{vp}/ticket`: an authentication module asks for a ticket for a user it has
+//! authenticated.
+
+use http::{Request, Response, StatusCode};
+
+use super::error::ApiError;
+use super::json;
+use super::wire::{self, TicketRequest};
+use super::xrf;
+use crate::audit;
+use crate::config::VirtualProxy;
+use crate::gateway::{Conn, Gateway};
+use crate::http::{read_body, respond, Body, BoxError, JSON};
+use crate::router::VpRef;
+use ticket_core::{id, Identity};
+
+/// Checks the Xrfkey, then resolves the virtual proxy: an unknown prefix is only revealed
+/// to callers that pass the check.
+pub(crate) fn admit<'s, B>(req: &Request<B>, vp: VpRef<'s>) -> Result<&'s VirtualProxy, ApiError> {
+    if !xrf::check(req.uri().query(), req.headers()) {
+        return Err(ApiError::Xsrf);
+    }
+    match vp {
+        VpRef::Known(vp) => Ok(vp),
+        VpRef::Unknown(prefix) => Err(ApiError::UnknownVirtualProxy(prefix)),
+    }
+}
+
+/// Handles `POST /qps/{vp}/ticket`.
+pub(crate) async fn add_ticket<B>(
+    gw: &Gateway,
+    req: Request<B>,
+    vp: VpRef<'_>,
+    conn: &Conn,
+) -> Response<Body>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    let result = async {
+        let vp = admit(&req, vp)?;
+        let body = read_body(req.into_body(), gw.settings().limits.max_body_bytes).await?;
+        let doc =
+            json::parse(&body).map_err(|e| ApiError::BadRequest(format!("Invalid JSON: {e}.")))?;
+        let ticket_req = TicketRequest::from_json(&doc).map_err(ApiError::BadRequest)?;
+        let (ticket, target_uri) = issue(gw, vp, &ticket_req, conn).await?;
+        Ok::<_, ApiError>(wire::ticket_response(
+            &ticket_req,
+            &ticket,
+            target_uri.as_deref(),
+        ))
+    }
+    .await;
+    match result {
+        Ok(body) => respond(StatusCode::CREATED, JSON, body),
+        Err(e) => {
+            audit::ticket_refused("qps", conn, &format!("{e:?}"));
+            e.into_response()
+        }
+    }
+}
+
+/// Issues a QPS ticket for a validated request; shared by the REST API and the demo
+/// authentication module. Returns the ticket and the target URI its target id named.
+pub(crate) async fn issue(
+    gw: &Gateway,
+    vp: &VirtualProxy,
+    req: &TicketRequest,
+    conn: &Conn,
+) -> Result<(String, Option<String>), ApiError> {
+    let identity = Identity::Qps {
+        user_directory: req.user_directory.clone(),
+        user_id: req.user_id.clone(),
+        attributes: req.attributes.clone(),
+    };
+    let (ticket, stored) = gw
+        .core()
+        .issue_ticket(
+            &vp.realm,
+            identity,
+            req.target_id.as_deref(),
+            id::qps_ticket,
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "ticket store failed");
+            ApiError::Unavailable
+        })?;
+    audit::ticket_issued("qps", &vp.prefix, &stored.identity, &ticket, conn);
+    Ok((ticket, stored.target_uri))
+}

@@ -1,0 +1,68 @@
+//! Every failure the QPS REST API can answer, rendered in one place in the proxy's own
+//! format: short `text/plain` bodies.
+
+use http::header::{HeaderValue, ALLOW};
+use http::{Response, StatusCode};
+
+use crate::http::{respond, Body, BodyError, TEXT};
+
+/// The exact body a real proxy sends when the Xrfkey check fails.
+pub const XSRF_BODY: &str = "XSRF prevention check failed. Possible XSRF discovered.";
+
+/// A QPS REST API failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// Missing, malformed or mismatched Xrfkey: `403`.
+    Xsrf,
+    /// The body or a field is wrong: `400` with a short reason.
+    BadRequest(String),
+    /// No virtual proxy with this prefix: `404`.
+    UnknownVirtualProxy(String),
+    /// No such endpoint: `404`.
+    NotFound,
+    /// The endpoint exists for other methods: `405`.
+    MethodNotAllowed(&'static str),
+    /// The body is over the configured limit: `413`.
+    PayloadTooLarge,
+    /// The store could not be reached: `503`.
+    Unavailable,
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge => ApiError::PayloadTooLarge,
+            BodyError::Broken => ApiError::BadRequest("The request body could not be read.".into()),
+        }
+    }
+}
+
+impl ApiError {
+    /// The response a real proxy would give.
+    pub fn into_response(self) -> Response<Body> {
+        let (status, body) = match self {
+            ApiError::Xsrf => (StatusCode::FORBIDDEN, XSRF_BODY.to_owned()),
+            ApiError::BadRequest(reason) => (StatusCode::BAD_REQUEST, reason),
+            ApiError::UnknownVirtualProxy(prefix) => (
+                StatusCode::NOT_FOUND,
+                format!("No virtual proxy with prefix '{prefix}'."),
+            ),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "Not found.".to_owned()),
+            ApiError::MethodNotAllowed(allow) => {
+                let mut res = respond(StatusCode::METHOD_NOT_ALLOWED, TEXT, "Method not allowed.");
+                res.headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static(allow));
+                return res;
+            }
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request body is too large.".to_owned(),
+            ),
+            ApiError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The ticket store is unavailable. Try again later.".to_owned(),
+            ),
+        };
+        respond(status, TEXT, body)
+    }
+}

@@ -1,0 +1,475 @@
+//! A JSON reader as lenient as the .NET (Newtonsoft) reader behind a real Qlik Sense proxy.
+//!
+//! Authentication modules in Java, C# and Dart send documents a strict parser refuses:
+//! single-quoted strings, trailing commas, unquoted property names, comments. The real
+//! proxy accepts them, so this reader does too. It keeps object members in document order
+//! (ticket attributes are ordered) and limits nesting depth, so a hostile document can
+//! neither overflow the stack nor make the reader do more than linear work.
+//!
+//! `serde_json` is strict by design and `json5` neither limits depth nor keeps order, which
+//! is why this one small reader exists.
+
+use std::fmt;
+
+/// Deepest nesting accepted. A ticket request needs three levels.
+pub const MAX_DEPTH: usize = 32;
+
+/// A parsed value. Numbers keep their source text, as .NET converts them to strings
+/// verbatim when a string property receives one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `null` (or `undefined`).
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A number, as written.
+    Number(String),
+    /// A string, unescaped.
+    String(String),
+    /// An array.
+    Array(Vec<Value>),
+    /// An object, members in document order (duplicates kept).
+    Object(Vec<(String, Value)>),
+}
+
+impl Value {
+    /// The last member whose name matches `name` in any casing: Newtonsoft matches property
+    /// names case-insensitively, and a later duplicate overwrites an earlier one.
+    pub fn member(&self, name: &str) -> Option<&Value> {
+        match self {
+            Value::Object(members) => members
+                .iter()
+                .rev()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The value as .NET would bind it to a `string` property: strings as they are,
+    /// numbers and booleans as text, `null` as absent. Arrays and objects do not bind.
+    pub fn as_text(&self) -> Result<Option<String>, NotText> {
+        match self {
+            Value::Null => Ok(None),
+            Value::Bool(b) => Ok(Some(if *b { "True" } else { "False" }.to_owned())),
+            Value::Number(n) => Ok(Some(n.clone())),
+            Value::String(s) => Ok(Some(s.clone())),
+            Value::Array(_) | Value::Object(_) => Err(NotText),
+        }
+    }
+
+    /// Writes the value back as strict JSON (used by property tests: whatever is read
+    /// survives a write/read round trip).
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out);
+        out
+    }
+
+    fn write(&self, out: &mut String) {
+        match self {
+            Value::Null => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Number(n) => out.push_str(n),
+            Value::String(s) => write_string(out, s),
+            Value::Array(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    v.write(out);
+                }
+                out.push(']');
+            }
+            Value::Object(members) => {
+                out.push('{');
+                for (i, (k, v)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_string(out, k);
+                    out.push(':');
+                    v.write(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+/// An array or object where a string was expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotText;
+
+/// Appends `s` as a JSON string literal.
+pub fn write_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Why a document was refused, with the byte offset where reading stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError {
+    /// What was wrong.
+    pub reason: &'static str,
+    /// Byte offset into the document.
+    pub offset: usize,
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at offset {}", self.reason, self.offset)
+    }
+}
+
+/// Reads one JSON value from `input`, which may start with a UTF-8 byte-order mark.
+pub fn parse(input: &[u8]) -> Result<Value, JsonError> {
+    let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+    let text = std::str::from_utf8(input).map_err(|e| JsonError {
+        reason: "body is not UTF-8",
+        offset: e.valid_up_to(),
+    })?;
+    let mut r = Reader {
+        s: text.as_bytes(),
+        text,
+        pos: 0,
+    };
+    r.skip_space()?;
+    if r.pos == r.s.len() {
+        return Err(r.err("empty document"));
+    }
+    let v = r.value(0)?;
+    r.skip_space()?;
+    if r.pos != r.s.len() {
+        return Err(r.err("unexpected text after the document"));
+    }
+    Ok(v)
+}
+
+struct Reader<'a> {
+    s: &'a [u8],
+    text: &'a str,
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn err(&self, reason: &'static str) -> JsonError {
+        JsonError {
+            reason,
+            offset: self.pos,
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.pos).copied()
+    }
+
+    fn skip_space(&mut self) -> Result<(), JsonError> {
+        loop {
+            match self.peek() {
+                Some(b' ' | b'\t' | b'\n' | b'\r') => self.pos += 1,
+                Some(b'/') => match self.s.get(self.pos + 1) {
+                    Some(b'/') => {
+                        while !matches!(self.peek(), None | Some(b'\n')) {
+                            self.pos += 1;
+                        }
+                    }
+                    Some(b'*') => {
+                        let rest = &self.text[self.pos + 2..];
+                        let end = rest
+                            .find("*/")
+                            .ok_or_else(|| self.err("unclosed comment"))?;
+                        self.pos += 2 + end + 2;
+                    }
+                    _ => return Err(self.err("unexpected '/'")),
+                },
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, JsonError> {
+        if depth >= MAX_DEPTH {
+            return Err(self.err("nesting too deep"));
+        }
+        match self.peek() {
+            Some(b'{') => self.object(depth),
+            Some(b'[') => self.array(depth),
+            Some(q @ (b'"' | b'\'')) => self.string(q).map(Value::String),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => match self.word().as_str() {
+                "true" => Ok(Value::Bool(true)),
+                "false" => Ok(Value::Bool(false)),
+                "null" | "undefined" => Ok(Value::Null),
+                _ => Err(self.err("unexpected character")),
+            },
+            None => Err(self.err("unexpected end of document")),
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Value, JsonError> {
+        self.pos += 1;
+        let mut members = Vec::new();
+        loop {
+            self.skip_space()?;
+            match self.peek() {
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(Value::Object(members));
+                }
+                Some(q @ (b'"' | b'\'')) => {
+                    let key = self.string(q)?;
+                    self.member(key, depth, &mut members)?;
+                }
+                Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b'$' => {
+                    let key = self.word();
+                    self.member(key, depth, &mut members)?;
+                }
+                None => return Err(self.err("unclosed object")),
+                Some(_) => return Err(self.err("expected a property name")),
+            }
+            self.skip_space()?;
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {}
+                None => return Err(self.err("unclosed object")),
+                Some(_) => return Err(self.err("expected ',' or '}'")),
+            }
+        }
+    }
+
+    fn member(
+        &mut self,
+        key: String,
+        depth: usize,
+        members: &mut Vec<(String, Value)>,
+    ) -> Result<(), JsonError> {
+        self.skip_space()?;
+        if self.peek() != Some(b':') {
+            return Err(self.err("expected ':'"));
+        }
+        self.pos += 1;
+        self.skip_space()?;
+        let v = self.value(depth + 1)?;
+        members.push((key, v));
+        Ok(())
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Value, JsonError> {
+        self.pos += 1;
+        let mut items = Vec::new();
+        loop {
+            self.skip_space()?;
+            match self.peek() {
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(Value::Array(items));
+                }
+                None => return Err(self.err("unclosed array")),
+                Some(_) => items.push(self.value(depth + 1)?),
+            }
+            self.skip_space()?;
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {}
+                None => return Err(self.err("unclosed array")),
+                Some(_) => return Err(self.err("expected ',' or ']'")),
+            }
+        }
+    }
+
+    /// An identifier-like word: a bare property name or a literal.
+    fn word(&mut self) -> String {
+        let start = self.pos;
+        while matches!(self.peek(), Some(b) if b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+        {
+            self.pos += 1;
+        }
+        self.text[start..self.pos].to_owned()
+    }
+
+    fn number(&mut self) -> Result<Value, JsonError> {
+        let start = self.pos;
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        let digits = |r: &mut Self| {
+            let from = r.pos;
+            while matches!(r.peek(), Some(b'0'..=b'9')) {
+                r.pos += 1;
+            }
+            r.pos > from
+        };
+        if !digits(self) {
+            return Err(self.err("malformed number"));
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if !digits(self) {
+                return Err(self.err("malformed number"));
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.pos += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            if !digits(self) {
+                return Err(self.err("malformed number"));
+            }
+        }
+        Ok(Value::Number(self.text[start..self.pos].to_owned()))
+    }
+
+    fn string(&mut self, quote: u8) -> Result<String, JsonError> {
+        self.pos += 1;
+        let mut out = String::new();
+        loop {
+            let start = self.pos;
+            while !matches!(self.peek(), None | Some(b'\\')) && self.peek() != Some(quote) {
+                self.pos += 1;
+            }
+            out.push_str(&self.text[start..self.pos]);
+            match self.peek() {
+                None => return Err(self.err("unclosed string")),
+                Some(b'\\') => {
+                    self.pos += 1;
+                    let c = match self.peek() {
+                        Some(b'"') => '"',
+                        Some(b'\'') => '\'',
+                        Some(b'\\') => '\\',
+                        Some(b'/') => '/',
+                        Some(b'b') => '\u{8}',
+                        Some(b'f') => '\u{c}',
+                        Some(b'n') => '\n',
+                        Some(b'r') => '\r',
+                        Some(b't') => '\t',
+                        Some(b'u') => {
+                            self.pos += 1;
+                            let c = self.unicode_escape()?;
+                            out.push(c);
+                            continue;
+                        }
+                        _ => return Err(self.err("invalid escape")),
+                    };
+                    self.pos += 1;
+                    out.push(c);
+                }
+                Some(_) => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+            }
+        }
+    }
+
+    /// The four hex digits after `\u` (and a low surrogate's escape after a high one).
+    fn unicode_escape(&mut self) -> Result<char, JsonError> {
+        let hi = self.hex4()?;
+        if (0xD800..0xDC00).contains(&hi) {
+            if self.s.get(self.pos..self.pos + 2) == Some(b"\\u") {
+                self.pos += 2;
+                let lo = self.hex4()?;
+                if (0xDC00..0xE000).contains(&lo) {
+                    let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                    return char::from_u32(c).ok_or_else(|| self.err("invalid escape"));
+                }
+            }
+            return Ok('\u{FFFD}');
+        }
+        Ok(char::from_u32(hi).unwrap_or('\u{FFFD}'))
+    }
+
+    fn hex4(&mut self) -> Result<u32, JsonError> {
+        let digits = self
+            .text
+            .get(self.pos..self.pos + 4)
+            .filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| self.err("invalid \\u escape"))?;
+        self.pos += 4;
+        u32::from_str_radix(digits, 16).map_err(|_| self.err("invalid \\u escape"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(v: &Value) -> Vec<(&str, &Value)> {
+        match v {
+            Value::Object(m) => m.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn reads_what_java_and_dart_samples_send() {
+        let v = parse(b"{ 'UserId':'u','UserDirectory':'d','Attributes': [],}").unwrap();
+        assert_eq!(v.member("userid"), Some(&Value::String("u".into())));
+        assert_eq!(v.member("attributes"), Some(&Value::Array(vec![])));
+    }
+
+    #[test]
+    fn keeps_member_order_and_duplicates() {
+        let v = parse(br#"{"b":1,"a":2,"b":3}"#).unwrap();
+        let keys: Vec<&str> = obj(&v).iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, ["b", "a", "b"]);
+        assert_eq!(v.member("B"), Some(&Value::Number("3".into())));
+    }
+
+    #[test]
+    fn accepts_comments_bare_names_bom_and_escapes() {
+        let v =
+            parse(b"\xEF\xBB\xBF/* c */{UserId: \"a\\u00e9\\ud83d\\ude00\\\"\", // x\n }").unwrap();
+        assert_eq!(v.member("USERID"), Some(&Value::String("aé😀\"".into())));
+    }
+
+    #[test]
+    fn refuses_broken_documents() {
+        for bad in [
+            &b""[..],
+            b"{",
+            b"{\"a\":}",
+            b"{\"a\" 1}",
+            b"[1 2]",
+            b"{\"a\":1}x",
+            b"'unterminated",
+            b"{\"a\":\"\\x\"}",
+            b"\xff",
+            b"01a",
+            b"/* open",
+            b"-",
+        ] {
+            assert!(parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn limits_depth_without_recursing_forever() {
+        let deep = "[".repeat(100_000);
+        assert_eq!(
+            parse(deep.as_bytes()).unwrap_err().reason,
+            "nesting too deep"
+        );
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
+        assert!(parse(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn round_trips_through_strict_json() {
+        let v = parse(b"{'a':[1,-2.5e3,true,null,'x\\ny'],b:{},}").unwrap();
+        assert_eq!(parse(v.to_json().as_bytes()).unwrap(), v);
+    }
+}

@@ -1,0 +1,177 @@
+//! The QPS REST documents exactly as the proxy spells them: lenient in, PascalCase out.
+
+use super::json::{write_string, Value};
+
+/// A `POST /qps/{vp}/ticket` body, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketRequest {
+    /// `UserDirectory`, trimmed.
+    pub user_directory: String,
+    /// `UserId`, trimmed.
+    pub user_id: String,
+    /// `Attributes`, flattened to pairs in order.
+    pub attributes: Vec<(String, String)>,
+    /// `TargetId`; an empty string counts as absent (enigma.js sends `""`).
+    pub target_id: Option<String>,
+}
+
+impl TicketRequest {
+    /// Binds a parsed document the way the .NET proxy does: property names in any casing,
+    /// unknown properties ignored, scalars read as text.
+    pub fn from_json(v: &Value) -> Result<TicketRequest, String> {
+        if !matches!(v, Value::Object(_)) {
+            return Err("The request body must be a JSON object.".into());
+        }
+        let user_directory = user_field(v, "UserDirectory")?;
+        let user_id = user_field(v, "UserId")?;
+        let attributes = attributes(v.member("Attributes"))?;
+        let target_id = text(v, "TargetId")?.filter(|t| !t.is_empty());
+        Ok(TicketRequest {
+            user_directory,
+            user_id,
+            attributes,
+            target_id,
+        })
+    }
+}
+
+fn text(v: &Value, name: &str) -> Result<Option<String>, String> {
+    match v.member(name) {
+        None => Ok(None),
+        Some(m) => m.as_text().map_err(|_| format!("{name} must be a string.")),
+    }
+}
+
+/// `UserDirectory` and `UserId`: trimmed, not empty, no backslash (Qlik's documented rule).
+fn user_field(v: &Value, name: &str) -> Result<String, String> {
+    let raw = text(v, name)?.unwrap_or_default();
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(format!("{name} is missing or empty."));
+    }
+    if trimmed.contains('\\') {
+        return Err(format!("{name} must not contain a backslash."));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// `Attributes`: an array of objects, each usually one `{"key":"value"}` pair; keys repeat,
+/// values may be empty, order is kept.
+fn attributes(v: Option<&Value>) -> Result<Vec<(String, String)>, String> {
+    let items = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err("Attributes must be an array of objects.".into()),
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let Value::Object(members) = item else {
+            return Err("Attributes must be an array of objects.".into());
+        };
+        for (k, v) in members {
+            let value = v
+                .as_text()
+                .map_err(|_| format!("Attribute {k} must have a string value."))?;
+            out.push((k.clone(), value.unwrap_or_default()));
+        }
+    }
+    Ok(out)
+}
+
+/// The `201` body of a ticket request: keys in the order
+/// `UserDirectory, UserId, Attributes, Ticket, TargetUri`, `TargetUri` null when unknown.
+pub fn ticket_response(req: &TicketRequest, ticket: &str, target_uri: Option<&str>) -> String {
+    let mut out = String::with_capacity(128);
+    out.push_str("{\"UserDirectory\":");
+    write_string(&mut out, &req.user_directory);
+    out.push_str(",\"UserId\":");
+    write_string(&mut out, &req.user_id);
+    out.push_str(",\"Attributes\":");
+    write_attributes(&mut out, &req.attributes);
+    out.push_str(",\"Ticket\":");
+    write_string(&mut out, ticket);
+    out.push_str(",\"TargetUri\":");
+    match target_uri {
+        Some(t) => write_string(&mut out, t),
+        None => out.push_str("null"),
+    }
+    out.push('}');
+    out
+}
+
+/// `[{"k":"v"},…]`, one object per pair.
+pub fn write_attributes(out: &mut String, attributes: &[(String, String)]) {
+    out.push('[');
+    for (i, (k, v)) in attributes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('{');
+        write_string(out, k);
+        out.push(':');
+        write_string(out, v);
+        out.push('}');
+    }
+    out.push(']');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::json::parse;
+    use super::*;
+
+    fn req(body: &str) -> Result<TicketRequest, String> {
+        TicketRequest::from_json(&parse(body.as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn binds_every_variant_clients_send() {
+        let r = req(r#"{"userDirectory":" ACME ","userId":"jdoe","ProxyRestUri":"x","NewUser":true,"TargetId":""}"#)
+            .unwrap();
+        assert_eq!(r.user_directory, "ACME");
+        assert_eq!(r.target_id, None);
+        assert!(r.attributes.is_empty());
+        let r = req(r#"{"UserDirectory":"D","UserId":"U","Attributes":[{"Group":"A"},{"Group":"B"},{"email":""},{"n":5,"x":null}]}"#)
+            .unwrap();
+        let pairs: Vec<(&str, &str)> = r
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("Group", "A"),
+                ("Group", "B"),
+                ("email", ""),
+                ("n", "5"),
+                ("x", "")
+            ]
+        );
+    }
+
+    #[test]
+    fn refuses_bad_users() {
+        for body in [
+            r#"{"UserId":"u"}"#,
+            r#"{"UserDirectory":"  ","UserId":"u"}"#,
+            r#"{"UserDirectory":"D","UserId":"a\\b"}"#,
+            r#"{"UserDirectory":"D","UserId":["u"]}"#,
+            r#"{"UserDirectory":"D","UserId":"u","Attributes":{"a":"b"}}"#,
+            r#"{"UserDirectory":"D","UserId":"u","Attributes":["a"]}"#,
+            r#"{"UserDirectory":"D","UserId":"u","Attributes":[{"a":{}}]}"#,
+            r#"[]"#,
+        ] {
+            assert!(req(body).is_err(), "{body}");
+        }
+    }
+
+    #[test]
+    fn the_response_has_the_documented_shape() {
+        let r = req(r#"{"UserDirectory":"ACME","UserId":"jdoe","Attributes":[{"Group":"Sales"},{"email":""}]}"#).unwrap();
+        assert_eq!(
+            ticket_response(&r, "QzSPXzBmJKjhucPF", None),
+            r#"{"UserDirectory":"ACME","UserId":"jdoe","Attributes":[{"Group":"Sales"},{"email":""}],"Ticket":"QzSPXzBmJKjhucPF","TargetUri":null}"#
+        );
+    }
+}
