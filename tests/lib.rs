@@ -1,1 +1,258 @@
+//! Test support: start a gateway on ephemeral ports, speak raw HTTP/1.x to it, and load
+//! wire fixtures.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use ticket_core::MemoryStore;
+use ticket_gateway::{Conn, Gateway, Listeners, Settings, Side};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A gateway serving on `127.0.0.1:0` listeners, stopped when dropped.
+#[derive(Debug)]
+pub struct TestGateway {
+    /// The front end's address.
+    pub frontend: SocketAddr,
+    /// The QPS REST API's address.
+    pub api: SocketAddr,
+    /// The gateway itself, for in-process calls.
+    pub gateway: Gateway,
+    shutdown: Option<oneshot::Sender<()>>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl TestGateway {
+    /// Starts a gateway whose `[frontend]` and `[api]` listen on ephemeral ports and whose
+    /// public URLs point at them; `extra` is appended to the configuration.
+    pub async fn start(extra: &str) -> TestGateway {
+        let frontend = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind frontend");
+        let api = TcpListener::bind("127.0.0.1:0").await.expect("bind api");
+        let (f, a) = (frontend.local_addr().unwrap(), api.local_addr().unwrap());
+        let settings = Settings::from_toml(&format!(
+            "[frontend]\nlisten = \"{f}\"\npublic_url = \"http://{f}\"\n\
+             [api]\nlisten = \"{a}\"\npublic_url = \"http://{a}\"\n{extra}"
+        ))
+        .expect("test configuration is valid");
+        let gateway = Gateway::new(settings, Arc::new(MemoryStore::new()));
+        let (tx, rx) = oneshot::channel::<()>();
+        let join = tokio::spawn(ticket_gateway::run(
+            Listeners { frontend, api },
+            gateway.clone(),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        TestGateway {
+            frontend: f,
+            api: a,
+            gateway,
+            shutdown: Some(tx),
+            join: Some(join),
+        }
+    }
+
+    /// Stops accepting and waits for the server to drain.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(join) = self.join.take() {
+            let _ = join.await;
+        }
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A response as read off the wire.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    /// The status code.
+    pub status: u16,
+    /// The status line, without CRLF.
+    pub status_line: String,
+    /// Headers in wire order, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The first header named `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every header named `name` (lowercase).
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Sends `request` byte for byte on a new connection and reads one response.
+pub async fn raw(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("write request");
+    read_response(&mut stream).await
+}
+
+/// Reads one response (Content-Length, chunked, or close-delimited).
+pub async fn read_response(stream: &mut TcpStream) -> RawResponse {
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(i) = find(&buf, b"\r\n\r\n") {
+            break i;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.expect("read");
+        assert!(
+            n > 0,
+            "connection closed before the headers: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default().to_owned();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = buf[head_end + 4..].to_vec();
+    let length = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok());
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    if let Some(len) = length {
+        while body.len() < len {
+            let mut chunk = [0u8; 8192];
+            let n = stream.read(&mut chunk).await.expect("read body");
+            assert!(n > 0, "connection closed inside the body");
+            body.extend_from_slice(&chunk[..n]);
+        }
+        body.truncate(len);
+    } else if chunked {
+        panic!("the gateway answered with a chunked body; small replies must carry Content-Length");
+    } else if status >= 200 && status != 204 && status != 304 {
+        stream.read_to_end(&mut body).await.expect("read to close");
+    }
+    RawResponse {
+        status,
+        status_line,
+        headers,
+        body,
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A simple `GET` with `Connection: close` and optional extra header lines.
+pub async fn get(addr: SocketAddr, target: &str, extra_headers: &str) -> RawResponse {
+    let req = format!(
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\n{extra_headers}Connection: close\r\n\r\n"
+    );
+    raw(addr, req.as_bytes()).await
+}
+
+/// A `POST` to the ticket API with a matching Xrfkey pair.
+pub async fn post_ticket(api: SocketAddr, vp: &str, body: &str) -> RawResponse {
+    let path = if vp.is_empty() {
+        "/qps/ticket".to_owned()
+    } else {
+        format!("/qps/{vp}/ticket")
+    };
+    let req = format!(
+        "POST {path}?xrfkey=abcdefghijklmnop HTTP/1.1\r\nHost: {api}\r\nX-Qlik-Xrfkey: abcdefghijklmnop\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    raw(api, req.as_bytes()).await
+}
+
+/// Issues a ticket for `ACME\jdoe` on virtual proxy `vp` and returns it.
+pub async fn ticket(api: SocketAddr, vp: &str) -> String {
+    let res = post_ticket(
+        api,
+        vp,
+        r#"{"UserDirectory":"ACME","UserId":"jdoe","Attributes":[{"Group":"Sales"}]}"#,
+    )
+    .await;
+    assert_eq!(res.status, 201, "{}", res.text());
+    res.json()["Ticket"].as_str().expect("Ticket").to_owned()
+}
+
+/// The directory of wire fixtures.
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+/// A request built in process, answered without a socket: for tests on tokio's paused
+/// clock, where real sockets and timers would race the clock.
+pub async fn call(
+    gateway: &Gateway,
+    side: Side,
+    req: http::Request<Full<Bytes>>,
+) -> http::Response<Bytes> {
+    use http_body_util::BodyExt;
+    let conn = Conn {
+        side,
+        peer: "127.0.0.1:50000".parse().unwrap(),
+        secure: false,
+    };
+    let res = gateway.handle(req, &conn).await;
+    let (parts, body) = res.into_parts();
+    let bytes = body.collect().await.expect("body").to_bytes();
+    http::Response::from_parts(parts, bytes)
+}
+
+/// Whether `s` is a lowercase GUID.
+pub fn is_guid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_digit() || ('a'..='f').contains(&c),
+        })
+}

@@ -79,12 +79,19 @@ async fn serve(settings: Settings) -> ExitCode {
     let prefixes: Vec<String> = settings
         .virtual_proxies
         .iter()
-        .map(|vp| format!("{:?}", vp.prefix))
+        .map(|vp| {
+            if vp.prefix.is_empty() {
+                "(default)".to_owned()
+            } else {
+                vp.prefix.clone()
+            }
+        })
         .collect();
+    let addr = |l: &tokio::net::TcpListener, configured| l.local_addr().unwrap_or(configured);
     tracing::info!(
-        frontend = %settings.frontend.listen,
+        frontend = %addr(&listeners.frontend, settings.frontend.listen),
         frontend_url = %settings.frontend.public_url,
-        api = %settings.api.listen,
+        api = %addr(&listeners.api, settings.api.listen),
         api_url = %settings.api.public_url,
         store = "memory",
         virtual_proxies = %prefixes.join(","),

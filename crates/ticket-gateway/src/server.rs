@@ -46,6 +46,8 @@ pub async fn run(listeners: Listeners, gateway: Gateway, shutdown: impl Future<O
         .header_read_timeout(settings.limits.header_read_timeout)
         // One write per response: some clients read only the first chunk they receive.
         .writev(false)
+        // `Content-Type`, not `content-type`: what the Windows servers being replaced send.
+        .title_case_headers(true)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
 

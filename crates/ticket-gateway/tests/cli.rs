@@ -1,0 +1,142 @@
+//! The binary: configuration errors exit 64 with one line naming the key, `--check-config`
+//! validates, and a running gateway says where it listens and stops cleanly on SIGTERM.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ticket-gateway");
+
+fn config(text: &str) -> tempfile_path::TempPath {
+    tempfile_path::write(text)
+}
+
+/// A uniquely named file in the target directory, removed on drop.
+mod tempfile_path {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    pub(super) struct TempPath(pub(super) PathBuf);
+
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    pub(super) fn write(text: &str) -> TempPath {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let path = dir.join(format!(
+            "cli-{}-{}.toml",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::write(&path, text).unwrap();
+        TempPath(path)
+    }
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run the binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_example_configuration_checks_out() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../gateway.example.toml");
+    let (code, out, err) = run(&["--config", example, "--check-config"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("configuration OK"), "{out}");
+    let (code, _, _) = run(&["--check-config"]);
+    assert_eq!(code, 0, "the embedded defaults are valid");
+}
+
+#[test]
+fn configuration_errors_exit_64_with_one_line_naming_the_key() {
+    for (text, key) in [
+        ("[frontend]\nlisten = \"localhost\"\n", "frontend.listen"),
+        ("[api]\nlisen = \"127.0.0.1:1\"\n", "api.lisen"),
+        ("[tickets]\nttl_seconds = -1\n", "tickets.ttl_seconds"),
+        ("[[virtual_proxy]]\nprefix = \"a\"\n[[virtual_proxy]]\nprefix = \"a\"\n", "virtual_proxy[1].prefix"),
+        (
+            "[[virtual_proxy]]\nprefix = \"a\"\nsession_cookie_name = \"S\"\n[[virtual_proxy]]\nprefix = \"b\"\nsession_cookie_name = \"S\"\n",
+            "virtual_proxy[1].session_cookie_name",
+        ),
+        ("not toml at all", ""),
+    ] {
+        let file = config(text);
+        let (code, _, err) = run(&["--config", file.0.to_str().unwrap(), "--check-config"]);
+        assert_eq!(code, 64, "{text}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(err.contains(key), "{key} in {err}");
+        assert!(!err.contains("panicked"));
+    }
+    let (code, _, err) = run(&["--config", "/no/such/file.toml"]);
+    assert_eq!(code, 64);
+    assert!(err.contains("/no/such/file.toml"), "{err}");
+}
+
+#[tokio::test]
+async fn it_says_where_it_listens_serves_and_stops_on_sigterm() {
+    let file = config("[frontend]\nlisten = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:0\"\n");
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["--config", file.0.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            if l.contains("listening") {
+                return l;
+            }
+        }
+        panic!("no start-up line");
+    })
+    .await
+    .expect("start-up line in time");
+    let field = |name: &str| -> std::net::SocketAddr {
+        let at = line.find(&format!("{name}=")).unwrap() + name.len() + 1;
+        line[at..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (frontend, api) = (field("frontend"), field("api"));
+    assert_ne!(frontend.port(), 0);
+    assert_ne!(api.port(), 0);
+
+    // A request gets an answer.
+    let mut s = std::net::TcpStream::connect(frontend).unwrap();
+    s.write_all(b"GET /hub/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    std::io::Read::read_to_string(&mut s, &mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 302"), "{reply}");
+
+    let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("exits in time")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
