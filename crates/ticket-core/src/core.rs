@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::id;
 use crate::model::{Identity, Session, Ticket};
-use crate::store::{Store, StoreError};
+use crate::store::{SessionLimit, Store, StoreError};
 
 /// How long short-lived entries live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,13 +117,15 @@ impl Core {
     }
 
     /// Starts a session for `identity` in `realm` under a new GUID, ending after `idle`
-    /// without use.
+    /// without use, within the per-user `limit` (see [`Store::insert_session`]). Returns the
+    /// session and any sessions evicted to make room.
     pub async fn start_session(
         &self,
         realm: &str,
         identity: Identity,
         idle: Duration,
-    ) -> Result<Session, StoreError> {
+        limit: Option<SessionLimit>,
+    ) -> Result<(Session, Vec<Session>), StoreError> {
         let mut session = Session {
             realm: realm.to_owned(),
             id: String::new(),
@@ -131,9 +133,9 @@ impl Core {
         };
         for _ in 0..ID_ATTEMPTS {
             session.id = id::guid();
-            match self.store.insert_session(&session, idle).await {
+            match self.store.insert_session(&session, idle, limit).await {
                 Err(StoreError::Conflict) => continue,
-                other => return other.map(|()| session),
+                other => return other.map(|evicted| (session, evicted)),
             }
         }
         Err(StoreError::Conflict)
@@ -236,7 +238,7 @@ mod tests {
     async fn sessions_slide_on_touch_and_end_when_idle() {
         let core = core();
         let idle = Duration::from_secs(30 * 60);
-        let s = core.start_session("r", user(), idle).await.unwrap();
+        let (s, _) = core.start_session("r", user(), idle, None).await.unwrap();
         let store = core.store();
         for _ in 0..3 {
             tokio::time::advance(Duration::from_secs(29 * 60)).await;

@@ -25,4 +25,4 @@ mod core;
 
 pub use crate::core::{Core, Lifetimes};
 pub use crate::model::{Identity, Session, Ticket};
-pub use crate::store::{memory::MemoryStore, Store, StoreError};
+pub use crate::store::{memory::MemoryStore, SessionLimit, Store, StoreError};

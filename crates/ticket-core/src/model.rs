@@ -50,6 +50,32 @@ pub struct Session {
     pub identity: Identity,
 }
 
+impl Identity {
+    /// The key sessions are grouped by per user: directory and id for Qlik Sense (compared
+    /// case-insensitively, as Qlik does), the id for QlikView.
+    pub fn user_key(&self) -> String {
+        match self {
+            Identity::Qps {
+                user_directory,
+                user_id,
+                ..
+            } => format!(
+                "{}\\{}",
+                user_directory.to_lowercase(),
+                user_id.to_lowercase()
+            ),
+            Identity::QlikView { user_id, .. } => user_id.to_lowercase(),
+        }
+    }
+}
+
+impl Session {
+    /// See [`Identity::user_key`].
+    pub fn user_key(&self) -> String {
+        self.identity.user_key()
+    }
+}
+
 /// The realm name of a Qlik Sense virtual proxy (`""` is the default one).
 pub fn qps_realm(prefix: &str) -> String {
     format!("qps/{prefix}")

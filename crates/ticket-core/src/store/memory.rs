@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use async_trait::async_trait;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{Store, StoreError};
+use super::{SessionLimit, Store, StoreError};
 use crate::model::{Session, Ticket};
 
 const SHARDS: usize = 64;
@@ -31,11 +32,24 @@ pub struct MemoryStore {
     _purge: PurgeGuard,
 }
 
+/// Lock order, wherever two locks are held at once: a `users` shard, then a `sessions`
+/// shard. Nothing takes them the other way round.
 #[derive(Debug, Default)]
 struct Maps {
     tickets: Sharded<String, Expiring<Ticket>>,
     targets: Sharded<String, Expiring<String>>,
     sessions: Sharded<SessionKey, SessionEntry>,
+    /// `(realm, user key)` → the user's session ids with their creation sequence. May name
+    /// sessions that have ended; readers check each against `sessions`, and the purge
+    /// drops dead ones.
+    users: Sharded<SessionKey, UserEntry>,
+    /// Creation order of sessions, for "oldest first" (instants tie on a paused clock).
+    seq: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct UserEntry {
+    sessions: Vec<(u64, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -64,6 +78,7 @@ struct SessionEntry {
     session: Session,
     idle: Duration,
     expires: Instant,
+    seq: u64,
 }
 
 trait Deadline {
@@ -97,12 +112,14 @@ impl<K, V> Default for Sharded<K, V> {
     }
 }
 
-impl<K: Hash + Eq, V: Deadline> Sharded<K, V> {
+impl<K: Hash + Eq, V> Sharded<K, V> {
     fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> MutexGuard<'_, HashMap<K, V>> {
         let index = (self.hasher.hash_one(key) as usize) % self.shards.len();
         lock(&self.shards[index])
     }
+}
 
+impl<K: Hash + Eq, V: Deadline> Sharded<K, V> {
     /// Removes expired entries, one shard at a time; returns how many went.
     fn purge(&self, now: Instant) -> usize {
         self.shards
@@ -213,11 +230,47 @@ impl Default for MemoryStore {
 
 impl Maps {
     fn purge(&self, now: Instant) -> Purged {
-        Purged {
+        let purged = Purged {
             tickets: self.tickets.purge(now),
             targets: self.targets.purge(now),
             sessions: self.sessions.purge(now),
+        };
+        for shard in self.users.shards.iter() {
+            let mut users = lock(shard);
+            users.retain(|key, entry| {
+                entry
+                    .sessions
+                    .retain(|(_, id)| self.is_live(&key.realm, id, now));
+                !entry.sessions.is_empty()
+            });
         }
+        purged
+    }
+
+    /// Called with a `users` shard held (the documented lock order).
+    fn is_live(&self, realm: &str, id: &str, now: Instant) -> bool {
+        let key = SessionKey::new(realm, id);
+        self.sessions
+            .shard(&key)
+            .get(&key)
+            .is_some_and(|e| e.expires > now)
+    }
+
+    /// The user's live sessions, oldest first, dropping dead ids from the index.
+    fn live_user_sessions(&self, entry: &mut UserEntry, realm: &str, now: Instant) -> Vec<Session> {
+        let mut live = Vec::new();
+        entry.sessions.retain(|(_, id)| {
+            let key = SessionKey::new(realm, id);
+            let shard = self.sessions.shard(&key);
+            match shard.get(&key) {
+                Some(e) if e.expires > now => {
+                    live.push(e.session.clone());
+                    true
+                }
+                _ => false,
+            }
+        });
+        live
     }
 }
 
@@ -279,15 +332,43 @@ impl Store for MemoryStore {
             .map(|e| e.value.clone()))
     }
 
-    async fn insert_session(&self, session: &Session, idle: Duration) -> Result<(), StoreError> {
+    async fn insert_session(
+        &self,
+        session: &Session,
+        idle: Duration,
+        limit: Option<SessionLimit>,
+    ) -> Result<Vec<Session>, StoreError> {
         let now = Instant::now();
+        let maps = &self.maps;
+        let user = SessionKey::new(&session.realm, &session.user_key());
+        let mut users = maps.users.shard(&user);
+        let entry = users.entry(user.clone()).or_default();
+        let mut evicted = Vec::new();
+        if let Some(limit) = limit {
+            let live = maps.live_user_sessions(entry, &session.realm, now);
+            let excess = (live.len() + 1).saturating_sub(limit.max.max(1));
+            if excess > 0 && !limit.evict_oldest {
+                return Err(StoreError::LimitReached);
+            }
+            for old in live.into_iter().take(excess) {
+                let key = SessionKey::new(&old.realm, &old.id);
+                maps.sessions.shard(&key).remove(&key);
+                entry.sessions.retain(|(_, id)| *id != old.id);
+                evicted.push(old);
+            }
+        }
+        let seq = maps.seq.fetch_add(1, Ordering::Relaxed);
         let key = SessionKey::new(&session.realm, &session.id);
-        let entry = SessionEntry {
+        let value = SessionEntry {
             session: session.clone(),
             idle,
             expires: now + idle,
+            seq,
         };
-        insert_new(&self.maps.sessions, key, entry, now)
+        insert_new(&maps.sessions, key, value, now)?;
+        entry.sessions.retain(|(_, id)| *id != session.id);
+        entry.sessions.push((seq, session.id.clone()));
+        Ok(evicted)
     }
 
     async fn touch_session(&self, realm: &str, id: &str) -> Result<Option<Session>, StoreError> {
@@ -332,9 +413,47 @@ impl Store for MemoryStore {
             out.extend(
                 map.iter()
                     .filter(|(k, e)| k.realm == realm && e.expires > now)
-                    .map(|(_, e)| e.session.clone()),
+                    .map(|(_, e)| (e.seq, e.session.clone())),
             );
         }
-        Ok(out)
+        out.sort_by_key(|(seq, _)| *seq);
+        Ok(out.into_iter().map(|(_, s)| s).collect())
+    }
+
+    async fn user_sessions(&self, realm: &str, user_key: &str) -> Result<Vec<Session>, StoreError> {
+        let now = Instant::now();
+        let user = SessionKey::new(realm, user_key);
+        let mut users = self.maps.users.shard(&user);
+        Ok(match users.get_mut(&user) {
+            Some(entry) => self.maps.live_user_sessions(entry, realm, now),
+            None => Vec::new(),
+        })
+    }
+
+    async fn remove_user_sessions(
+        &self,
+        realm: &str,
+        user_key: &str,
+    ) -> Result<Vec<Session>, StoreError> {
+        let now = Instant::now();
+        let user = SessionKey::new(realm, user_key);
+        let mut users = self.maps.users.shard(&user);
+        let Some(entry) = users.remove(&user) else {
+            return Ok(Vec::new());
+        };
+        let mut removed = Vec::new();
+        for (_, id) in entry.sessions {
+            let key = SessionKey::new(realm, &id);
+            if let Some(e) = self.maps.sessions.shard(&key).remove(&key) {
+                if e.expires > now {
+                    removed.push(e.session);
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 }

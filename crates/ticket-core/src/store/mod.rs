@@ -25,6 +25,9 @@ pub enum StoreError {
     /// The key is already present; nothing was overwritten.
     #[error("an entry with this key already exists")]
     Conflict,
+    /// The user already holds the most sessions the limit allows.
+    #[error("the user already has the maximum number of sessions")]
+    LimitReached,
     /// The backend could not be reached or answered with an error. The operation may or
     /// may not have taken effect; callers answer "service unavailable" and retry nothing.
     #[error("store backend failed: {0}")]
@@ -63,7 +66,18 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
     async fn target(&self, id: &str) -> Result<Option<String>, StoreError>;
 
     /// Starts a session that ends after `idle` without a [`touch_session`](Store::touch_session).
-    async fn insert_session(&self, session: &Session, idle: Duration) -> Result<(), StoreError>;
+    ///
+    /// With a `limit`, at most `limit.max` live sessions of the same user
+    /// ([`Session::user_key`]) may exist in the realm. When the new one would pass it, the
+    /// store either fails with [`StoreError::LimitReached`] and changes nothing, or (with
+    /// `evict_oldest`) ends the user's oldest sessions first and returns them. Checking and
+    /// inserting is one atomic step: racing logins cannot pass the limit together.
+    async fn insert_session(
+        &self,
+        session: &Session,
+        idle: Duration,
+        limit: Option<SessionLimit>,
+    ) -> Result<Vec<Session>, StoreError>;
 
     /// Returns the live session `(realm, id)` and restarts its inactivity timeout.
     async fn touch_session(&self, realm: &str, id: &str) -> Result<Option<Session>, StoreError>;
@@ -74,6 +88,28 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
     /// Ends the session `(realm, id)` at once and returns it, if it was live.
     async fn remove_session(&self, realm: &str, id: &str) -> Result<Option<Session>, StoreError>;
 
-    /// Every live session of a realm, in no particular order.
+    /// Every live session of a realm, oldest first.
     async fn sessions(&self, realm: &str) -> Result<Vec<Session>, StoreError>;
+
+    /// Every live session of one user ([`Session::user_key`]) in a realm, oldest first.
+    async fn user_sessions(&self, realm: &str, user_key: &str) -> Result<Vec<Session>, StoreError>;
+
+    /// Ends every live session of one user in a realm at once and returns them, oldest first.
+    async fn remove_user_sessions(
+        &self,
+        realm: &str,
+        user_key: &str,
+    ) -> Result<Vec<Session>, StoreError>;
+
+    /// Whether the backend answers (readiness). The in-memory store always does.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// How many live sessions one user may hold in a realm, and what happens past that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimit {
+    /// The most live sessions per user and realm.
+    pub max: usize,
+    /// `true`: end the oldest to make room; `false`: refuse the new one.
+    pub evict_oldest: bool,
 }

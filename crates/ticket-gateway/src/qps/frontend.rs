@@ -93,9 +93,14 @@ async fn redeem(
     let Some(ticket) = redeemed else {
         return Ok(None);
     };
-    let session = gw
+    let (session, _evicted) = gw
         .core()
-        .start_session(&vp.realm, ticket.identity, vp.session_inactivity_timeout)
+        .start_session(
+            &vp.realm,
+            ticket.identity,
+            vp.session_inactivity_timeout,
+            None,
+        )
         .await
         .map_err(store_failed)?;
     audit::session_started("qps", &vp.prefix, &session.identity, &session.id, conn);
