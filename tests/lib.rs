@@ -256,3 +256,100 @@ pub fn is_guid(s: &str) -> bool {
             _ => c.is_ascii_digit() || ('a'..='f').contains(&c),
         })
 }
+
+/// Checks a reply against an expected `.response` fixture: the status line, each header it
+/// lists (exact value), an exact `Content-Length`, and the body, where `{TICKET}` stands for
+/// a fresh 16-letter QPS ticket, `{WEBTICKET}` for 40 uppercase hex digits and a final
+/// `{ANY}` for any text.
+pub fn check_fixture(expected: &str, res: &RawResponse) -> Result<(), String> {
+    let (head, body) = expected.split_once("\n\n").unwrap_or((expected, ""));
+    let mut lines = head.lines();
+    let status = lines.next().unwrap_or_default();
+    if res.status_line != status {
+        return Err(format!(
+            "status line {:?}, expected {status:?}",
+            res.status_line
+        ));
+    }
+    for line in lines {
+        let (k, v) = line.split_once(": ").expect("header line");
+        if res.header(k) != Some(v) {
+            return Err(format!("header {k}: {:?}, expected {v:?}", res.header(k)));
+        }
+    }
+    if res.header("content-length") != Some(&res.body.len().to_string()) {
+        return Err("reply without an exact Content-Length".into());
+    }
+    let text = res.text();
+    if body_matches(body, &text) {
+        Ok(())
+    } else {
+        Err(format!("body {text:?}, expected {body:?}"))
+    }
+}
+
+fn body_matches(pattern: &str, text: &str) -> bool {
+    let Some(start) = ["{TICKET}", "{WEBTICKET}", "{ANY}"]
+        .iter()
+        .filter_map(|t| pattern.find(t))
+        .min()
+    else {
+        return pattern == text;
+    };
+    let (literal, rest) = pattern.split_at(start);
+    let Some(text) = text.strip_prefix(literal) else {
+        return false;
+    };
+    let token = |len: usize, ok: fn(u8) -> bool, after: &str| {
+        text.len() >= len
+            && text.as_bytes()[..len].iter().all(|&b| ok(b))
+            && body_matches(after, &text[len..])
+    };
+    if let Some(after) = rest.strip_prefix("{TICKET}") {
+        token(16, |b| b.is_ascii_alphabetic(), after)
+    } else if let Some(after) = rest.strip_prefix("{WEBTICKET}") {
+        token(
+            40,
+            |b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b),
+            after,
+        )
+    } else if rest == "{ANY}" {
+        true
+    } else {
+        pattern == text
+    }
+}
+
+/// Replays every `*.request` in `fixtures/<dir>` against `addr` and checks the reply
+/// against the `.response` beside it; returns one line per mismatch.
+pub async fn replay_fixtures(addr: SocketAddr, dir: &str, at_least: usize) -> Vec<String> {
+    let dir = fixtures_dir().join(dir);
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("fixtures")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "request"))
+        .collect();
+    names.sort();
+    assert!(
+        names.len() >= at_least,
+        "fixtures missing in {}: {}",
+        dir.display(),
+        names.len()
+    );
+    let mut failures = Vec::new();
+    for path in &names {
+        let request = std::fs::read(path).expect("request fixture");
+        let expected =
+            std::fs::read_to_string(path.with_extension("response")).expect("response fixture");
+        let res = raw(addr, &request).await;
+        if let Err(why) = check_fixture(&expected, &res) {
+            failures.push(format!(
+                "{}: {why}",
+                path.file_stem().unwrap_or_default().to_string_lossy()
+            ));
+        }
+    }
+    failures
+}
+pub mod redis_server;

@@ -1,73 +1,15 @@
 //! `POST /qps/{vp}/ticket`: every request variant real callers send, replayed byte for byte
 //! from `fixtures/qps/ticket/`, and the replies compared with the fixture beside it.
 
-use gateway_tests::{fixtures_dir, post_ticket, raw, TestGateway};
+use gateway_tests::{post_ticket, raw, replay_fixtures, TestGateway};
 
 const CONFIG: &str = "[[virtual_proxy]]\nprefix = \"ext\"\nauth_module_redirect_uri = \"https://auth.example.com/login\"\n\
                       [[virtual_proxy]]\nprefix = \"ticket\"\n";
 
-/// Checks a reply against an expected `.response` file: the status line, each header it
-/// lists (exact value), and the body, where `{TICKET}` stands for a fresh 16-letter ticket.
-fn matches(expected: &str, res: &gateway_tests::RawResponse) -> Result<(), String> {
-    let (head, body) = expected.split_once("\n\n").unwrap_or((expected, ""));
-    let mut lines = head.lines();
-    let status = lines.next().unwrap_or_default();
-    if res.status_line != status {
-        return Err(format!(
-            "status line {:?}, expected {status:?}",
-            res.status_line
-        ));
-    }
-    for line in lines {
-        let (k, v) = line.split_once(": ").expect("header line");
-        if res.header(k) != Some(v) {
-            return Err(format!("header {k}: {:?}, expected {v:?}", res.header(k)));
-        }
-    }
-    if res.header("content-length") != Some(&res.body.len().to_string()) {
-        return Err("reply without an exact Content-Length".into());
-    }
-    let text = res.text();
-    match body.split_once("{TICKET}") {
-        None if text == body => Ok(()),
-        Some((before, after))
-            if text.len() == before.len() + 16 + after.len()
-                && text.starts_with(before)
-                && text.ends_with(after)
-                && ticket_core::id::looks_like_qps_ticket(
-                    &text[before.len()..before.len() + 16],
-                ) =>
-        {
-            Ok(())
-        }
-        _ => Err(format!("body {text:?}, expected {body:?}")),
-    }
-}
-
 #[tokio::test]
 async fn every_fixture_gets_the_reply_beside_it() {
     let gw = TestGateway::start(CONFIG).await;
-    let dir = fixtures_dir().join("qps/ticket");
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .expect("fixtures")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "request"))
-        .collect();
-    names.sort();
-    assert!(names.len() >= 30, "fixtures missing: {}", names.len());
-    let mut failures = Vec::new();
-    for path in &names {
-        let request = std::fs::read(path).unwrap();
-        let expected = std::fs::read_to_string(path.with_extension("response")).unwrap();
-        let res = raw(gw.api, &request).await;
-        if let Err(why) = matches(&expected, &res) {
-            failures.push(format!(
-                "{}: {why}",
-                path.file_stem().unwrap().to_string_lossy()
-            ));
-        }
-    }
+    let failures = replay_fixtures(gw.api, "qps/ticket", 30).await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

@@ -25,4 +25,6 @@ mod core;
 
 pub use crate::core::{Core, Lifetimes};
 pub use crate::model::{Identity, Session, Ticket};
+#[cfg(feature = "redis")]
+pub use crate::store::redis::{RedisConfig, RedisStore};
 pub use crate::store::{memory::MemoryStore, SessionLimit, Store, StoreError};

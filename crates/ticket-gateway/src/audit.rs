@@ -64,3 +64,17 @@ pub fn session_started(dialect: &str, vp: &str, identity: &Identity, session: &s
     tracing::info!(target: "audit", event = "session_started", dialect, vp, user_directory = dir,
         user_id = id, session = %fingerprint(session), peer = %conn.peer, outcome = "ok");
 }
+
+/// A session ended: logout, timeout, eviction.
+pub fn session_ended(
+    dialect: &str,
+    vp: &str,
+    identity: &Identity,
+    session: &str,
+    conn: &Conn,
+    reason: &str,
+) {
+    let (dir, id) = user(identity);
+    tracing::info!(target: "audit", event = "session_ended", dialect, vp, user_directory = dir,
+        user_id = id, session = %fingerprint(session), peer = %conn.peer, outcome = "ok", reason);
+}

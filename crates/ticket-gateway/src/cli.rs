@@ -99,8 +99,31 @@ async fn serve(settings: Settings) -> ExitCode {
         "ticket-gateway listening"
     );
     let gateway = Gateway::new(settings, Arc::new(MemoryStore::new()));
+    reload_on_sighup(gateway.clone());
     run(listeners, gateway, shutdown_signal()).await;
     ExitCode::SUCCESS
+}
+
+/// Re-reads the QlikView group directory on every SIGHUP; a bad file keeps the last good one.
+fn reload_on_sighup(gateway: Gateway) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot install the SIGHUP handler; group reloads are off");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match gateway.reload_groups() {
+                Ok(()) => tracing::info!("SIGHUP: group directory reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: group directory not reloaded; keeping the last good one")
+                }
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = gateway;
 }
 
 /// Resolves on SIGINT or SIGTERM, and says which.

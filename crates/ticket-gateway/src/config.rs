@@ -4,11 +4,16 @@
 //! file is reported as one line naming the key, and the binary exits with 64 (`EX_USAGE`).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use http::StatusCode;
+use ipnet::IpNet;
 
 use http::Uri;
 use serde::Deserialize;
+use ticket_core::SessionLimit;
 
 /// Exit code for a configuration the gateway cannot start with (`EX_USAGE`).
 pub const EXIT_CONFIG: i32 = 64;
@@ -33,11 +38,28 @@ pub const DEFAULT_COOKIE_NAME: &str = "X-Qlik-Session";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 /// Default time a client has to send its request headers.
 pub const DEFAULT_HEADER_READ_TIMEOUT_SECONDS: u64 = 10;
+/// Default cap on live sessions per user and virtual proxy, as Qlik Sense enforces.
+pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 5;
+/// Default time to connect to a back end.
+pub const DEFAULT_CONNECT_TIMEOUT_SECONDS: u64 = 5;
+/// Default time a back end has to send its response headers.
+pub const DEFAULT_UPSTREAM_TIMEOUT_SECONDS: u64 = 30;
+/// The QlikView web server's header-authentication header.
+pub const DEFAULT_QV_USER_HEADER: &str = "QVUSER";
+/// The prefix QlikView puts before header-authenticated user names.
+pub const DEFAULT_QV_USER_PREFIX: &str = "CUSTOM\\";
 /// Default time in-flight requests get to finish on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 10;
 
 /// Path of the built-in demo authentication module on the front end.
 pub const DEMO_LOGIN_PATH: &str = "/demo/login";
+/// Path of the built-in demo QlikView portal on the front end.
+pub const DEMO_PORTAL_PATH: &str = "/demo/qlikview/";
+/// The QlikView session cookie AccessPoint uses.
+pub const DEFAULT_QLIKVIEW_COOKIE: &str = "AccessPointSession";
+/// What an untrusted caller of GetWebTicket gets: every known client parser reads it as a
+/// failure.
+pub const DEFAULT_INVALID_CALL_BODY: &str = "<Global><_retval_>Invalid call</_retval_></Global>";
 
 /// First path segments a Qlik Sense proxy reserves after the prefix; none may be a prefix.
 pub const RESERVED_WORDS: &[&str] = &[
@@ -93,6 +115,39 @@ struct File {
     demo: DemoFile,
     limits: LimitsFile,
     shutdown: ShutdownFile,
+    qlikview: QlikViewFile,
+    proxy: ProxyFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ProxyFile {
+    connect_timeout_seconds: Option<u64>,
+    timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct QlikViewFile {
+    trusted_ips: Option<Vec<String>>,
+    trusted_accounts: Vec<TrustedAccountFile>,
+    group_directory: Option<String>,
+    safe_forward_hosts: Vec<String>,
+    login_url: Option<String>,
+    session_cookie_name: Option<String>,
+    session_inactivity_timeout_minutes: Option<u64>,
+    invalid_call_status: Option<u16>,
+    invalid_call_body: Option<String>,
+    upstream: Option<String>,
+    upstream_user_header: Option<String>,
+    upstream_user_prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrustedAccountFile {
+    user: String,
+    password_sha256: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -116,6 +171,9 @@ struct VirtualProxyFile {
     session_cookie_name: Option<String>,
     auth_module_redirect_uri: Option<String>,
     session_inactivity_timeout_minutes: Option<u64>,
+    upstream: Option<String>,
+    max_sessions_per_user: Option<usize>,
+    session_limit_policy: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -158,6 +216,54 @@ pub struct Settings {
     pub limits: Limits,
     /// Time in-flight requests get to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// The QlikView web server.
+    pub qlikview: QlikView,
+    /// Bounds on upstream requests.
+    pub proxy: ProxySettings,
+}
+
+/// The QlikView web server (`/QvAJAXZfc/…`).
+#[derive(Debug, Clone)]
+pub struct QlikView {
+    /// Callers trusted by address to ask for web tickets (`<TrustedIP>`), IPv4 and IPv6
+    /// compared literally.
+    pub trusted_ips: Vec<IpNet>,
+    /// Callers trusted by HTTP Basic credentials (the stand-in for Windows authentication
+    /// of the "QlikView Administrators" group).
+    pub trusted_accounts: Vec<TrustedAccount>,
+    /// Where groups come from when a ticket request names none.
+    pub group_directory: Option<PathBuf>,
+    /// The groups read from `group_directory` at start-up.
+    pub groups: Arc<crate::qlikview::groups::GroupDirectory>,
+    /// Hosts `try` and `back` may point to besides the gateway's own (`SafeForwardList`).
+    pub safe_forward_hosts: Vec<String>,
+    /// Where a browser without a session is sent.
+    pub login_url: String,
+    /// Whether `login_url` is the built-in demo portal (which gets `?try=`).
+    pub login_is_demo: bool,
+    /// The session cookie.
+    pub session_cookie_name: String,
+    /// Sliding session inactivity timeout.
+    pub session_inactivity_timeout: Duration,
+    /// Status of an "Invalid call" refusal.
+    pub invalid_call_status: StatusCode,
+    /// Body of an "Invalid call" refusal.
+    pub invalid_call_body: String,
+    /// The QlikView web server authenticated requests go to.
+    pub upstream: Option<Upstream>,
+    /// The header-authentication header that names the user toward it (`QVUSER`).
+    pub upstream_user_header: http::HeaderName,
+    /// What goes before the user id in that header (`CUSTOM\`).
+    pub upstream_user_prefix: String,
+}
+
+/// A caller trusted by HTTP Basic credentials; only a SHA-256 of the password is kept.
+#[derive(Debug, Clone)]
+pub struct TrustedAccount {
+    /// The user name, as sent (`ACME\portal`).
+    pub user: String,
+    /// SHA-256 of the password.
+    pub password_sha256: [u8; 32],
 }
 
 /// A listener: where it binds and the URL the outside world knows it by.
@@ -191,6 +297,28 @@ pub struct VirtualProxy {
     pub auth_module_redirect_uri: String,
     /// Sliding session inactivity timeout.
     pub session_inactivity_timeout: Duration,
+    /// The back end authenticated requests go to; without one the identity page serves.
+    pub upstream: Option<Upstream>,
+    /// How many live sessions one user may hold here, and what happens past that.
+    pub session_limit: SessionLimit,
+}
+
+/// A back end: scheme and authority, e.g. `http://127.0.0.1:9000`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// `http` (plain HTTP to the back end).
+    pub scheme: String,
+    /// `host:port`.
+    pub authority: String,
+}
+
+/// How upstream requests are bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct ProxySettings {
+    /// Time to connect to a back end (`502` past it).
+    pub connect_timeout: Duration,
+    /// Time for a back end to send its response headers (`504` past it).
+    pub timeout: Duration,
 }
 
 impl Settings {
@@ -204,7 +332,8 @@ impl Settings {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::new(name.clone(), format!("cannot read: {e}")))?;
-        Settings::from_toml(&text).map_err(|e| {
+        let base = path.parent().unwrap_or(Path::new("."));
+        Settings::parse(&text, base).map_err(|e| {
             if e.key.is_empty() {
                 ConfigError::new(name, e.message)
             } else {
@@ -213,10 +342,14 @@ impl Settings {
         })
     }
 
-    /// Validates TOML text.
+    /// Validates TOML text; relative paths in it are relative to the working directory.
     pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
+        Settings::parse(text, Path::new("."))
+    }
+
+    fn parse(text: &str, base: &Path) -> Result<Settings, ConfigError> {
         let file: File = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
-        validate(file)
+        validate(file, base)
     }
 
     /// The virtual proxy with exactly this prefix.
@@ -269,7 +402,7 @@ fn key_at(text: &str, offset: Option<usize>) -> String {
     }
 }
 
-fn validate(file: File) -> Result<Settings, ConfigError> {
+fn validate(file: File, base: &Path) -> Result<Settings, ConfigError> {
     let frontend = endpoint(
         "frontend",
         &file.frontend,
@@ -343,12 +476,38 @@ fn validate(file: File) -> Result<Settings, ConfigError> {
             .session_inactivity_timeout_minutes
             .unwrap_or(DEFAULT_INACTIVITY_MINUTES);
         let inactivity = positive(&at("session_inactivity_timeout_minutes"), minutes)?;
+        let upstream = vp
+            .upstream
+            .as_deref()
+            .map(|u| upstream(&at("upstream"), u))
+            .transpose()?;
+        let max = vp
+            .max_sessions_per_user
+            .unwrap_or(DEFAULT_MAX_SESSIONS_PER_USER);
+        if max == 0 {
+            return Err(ConfigError::new(
+                at("max_sessions_per_user"),
+                "must be at least 1",
+            ));
+        }
+        let evict_oldest = match vp.session_limit_policy.as_deref() {
+            None | Some("refuse") => false,
+            Some("evict-oldest") => true,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    at("session_limit_policy"),
+                    format!("{other:?} is neither \"refuse\" nor \"evict-oldest\""),
+                ))
+            }
+        };
         vps.push(VirtualProxy {
             realm: ticket_core::model::qps_realm(&prefix),
             prefix,
             session_cookie_name: cookie,
             auth_module_redirect_uri: redirect,
             session_inactivity_timeout: inactivity * 60,
+            upstream,
+            session_limit: SessionLimit { max, evict_oldest },
         });
     }
     if !default_seen {
@@ -375,6 +534,11 @@ fn validate(file: File) -> Result<Settings, ConfigError> {
             session_cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
             auth_module_redirect_uri: demo_login,
             session_inactivity_timeout: Duration::from_secs(DEFAULT_INACTIVITY_MINUTES * 60),
+            upstream: None,
+            session_limit: SessionLimit {
+                max: DEFAULT_MAX_SESSIONS_PER_USER,
+                evict_oldest: false,
+            },
         });
     }
     // The default virtual proxy first: routing falls back to it.
@@ -399,7 +563,25 @@ fn validate(file: File) -> Result<Settings, ConfigError> {
             .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECONDS),
     );
 
+    let qlikview = qlikview(file.qlikview, base, demo, &vps)?;
+    let proxy = ProxySettings {
+        connect_timeout: positive(
+            "proxy.connect_timeout_seconds",
+            file.proxy
+                .connect_timeout_seconds
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT_SECONDS),
+        )?,
+        timeout: positive(
+            "proxy.timeout_seconds",
+            file.proxy
+                .timeout_seconds
+                .unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_SECONDS),
+        )?,
+    };
+
     Ok(Settings {
+        proxy,
+        qlikview,
         frontend,
         api,
         ticket_ttl,
@@ -411,6 +593,155 @@ fn validate(file: File) -> Result<Settings, ConfigError> {
             header_read_timeout,
         },
         shutdown_grace,
+    })
+}
+
+fn qlikview(
+    file: QlikViewFile,
+    base: &Path,
+    demo: bool,
+    vps: &[VirtualProxy],
+) -> Result<QlikView, ConfigError> {
+    let raw_ips = file
+        .trusted_ips
+        .unwrap_or_else(|| vec!["127.0.0.1".into(), "::1".into()]);
+    let mut trusted_ips = Vec::with_capacity(raw_ips.len());
+    for (i, raw) in raw_ips.iter().enumerate() {
+        let net = raw
+            .parse::<IpNet>()
+            .or_else(|_| raw.parse::<std::net::IpAddr>().map(IpNet::from))
+            .map_err(|_| {
+                ConfigError::new(
+                    format!("qlikview.trusted_ips[{i}]"),
+                    format!("{raw:?} is not an address or CIDR range"),
+                )
+            })?;
+        trusted_ips.push(net);
+    }
+    let mut trusted_accounts = Vec::new();
+    for (i, a) in file.trusted_accounts.iter().enumerate() {
+        let key = format!("qlikview.trusted_accounts[{i}].password_sha256");
+        let hex = a.password_sha256.trim();
+        let mut hash = [0u8; 32];
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ConfigError::new(
+                key,
+                "must be 64 hex digits (sha256sum of the password)",
+            ));
+        }
+        for (j, byte) in hash.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * j..2 * j + 2], 16)
+                .map_err(|_| ConfigError::new(key.clone(), "must be 64 hex digits"))?;
+        }
+        if a.user.is_empty() || a.user.contains(':') {
+            return Err(ConfigError::new(
+                format!("qlikview.trusted_accounts[{i}].user"),
+                "must be non-empty and hold no ':'",
+            ));
+        }
+        trusted_accounts.push(TrustedAccount {
+            user: a.user.clone(),
+            password_sha256: hash,
+        });
+    }
+    let group_directory = file.group_directory.map(|p| base.join(p));
+    let groups = match &group_directory {
+        Some(path) => crate::qlikview::groups::GroupDirectory::load(path)
+            .map_err(|m| ConfigError::new("qlikview.group_directory", m))?,
+        None => Default::default(),
+    };
+    let safe_forward_hosts = file
+        .safe_forward_hosts
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    let (login_url, login_is_demo) = match file.login_url {
+        Some(u) => (u, false),
+        None if demo => (DEMO_PORTAL_PATH.to_owned(), true),
+        None => (String::new(), false),
+    };
+    let cookie = file
+        .session_cookie_name
+        .unwrap_or_else(|| DEFAULT_QLIKVIEW_COOKIE.to_owned());
+    check_cookie_name(&cookie).map_err(|m| ConfigError::new("qlikview.session_cookie_name", m))?;
+    if vps
+        .iter()
+        .any(|v| v.session_cookie_name.eq_ignore_ascii_case(&cookie))
+    {
+        return Err(ConfigError::new(
+            "qlikview.session_cookie_name",
+            format!("{cookie:?} is a virtual proxy's session cookie"),
+        ));
+    }
+    let inactivity = positive(
+        "qlikview.session_inactivity_timeout_minutes",
+        file.session_inactivity_timeout_minutes
+            .unwrap_or(DEFAULT_INACTIVITY_MINUTES),
+    )?;
+    let status = file.invalid_call_status.unwrap_or(200);
+    let invalid_call_status = StatusCode::from_u16(status)
+        .ok()
+        .filter(|s| !s.is_informational() && !s.is_redirection())
+        .ok_or_else(|| {
+            ConfigError::new(
+                "qlikview.invalid_call_status",
+                format!("{status} is not a usable status"),
+            )
+        })?;
+    let upstream_qv = file
+        .upstream
+        .as_deref()
+        .map(|u| upstream("qlikview.upstream", u))
+        .transpose()?;
+    let header = file
+        .upstream_user_header
+        .unwrap_or_else(|| DEFAULT_QV_USER_HEADER.to_owned());
+    let upstream_user_header = http::HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+        ConfigError::new(
+            "qlikview.upstream_user_header",
+            format!("{header:?} is not a header name"),
+        )
+    })?;
+    let upstream_user_prefix = file
+        .upstream_user_prefix
+        .unwrap_or_else(|| DEFAULT_QV_USER_PREFIX.to_owned());
+    Ok(QlikView {
+        upstream: upstream_qv,
+        upstream_user_header,
+        upstream_user_prefix,
+        trusted_ips,
+        trusted_accounts,
+        group_directory,
+        groups: Arc::new(groups),
+        safe_forward_hosts,
+        login_url,
+        login_is_demo,
+        session_cookie_name: cookie,
+        session_inactivity_timeout: inactivity * 60,
+        invalid_call_status,
+        invalid_call_body: file
+            .invalid_call_body
+            .unwrap_or_else(|| DEFAULT_INVALID_CALL_BODY.to_owned()),
+    })
+}
+
+/// A back end URL: `http://host:port` (no path: requests keep theirs).
+fn upstream(key: &str, raw: &str) -> Result<Upstream, ConfigError> {
+    let uri = absolute_url(raw).map_err(|m| ConfigError::new(key, m))?;
+    if uri.scheme_str() != Some("http") || !matches!(uri.path(), "" | "/") || uri.query().is_some()
+    {
+        return Err(ConfigError::new(
+            key,
+            format!("{raw:?} must be http://host[:port], without a path"),
+        ));
+    }
+    let authority = uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .ok_or_else(|| ConfigError::new(key, format!("{raw:?} has no host")))?;
+    Ok(Upstream {
+        scheme: "http".into(),
+        authority,
     })
 }
 

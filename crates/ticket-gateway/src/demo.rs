@@ -130,3 +130,82 @@ fn page(
         html_escape(attrs),
     )
 }
+
+/// `GET /demo/qlikview/?try=…`: the demo QlikView portal's sign-in form.
+pub(crate) fn portal_form<B>(req: &Request<B>) -> Response<Body> {
+    let try_ = query_param(req.uri().query(), "try").unwrap_or_default();
+    respond(StatusCode::OK, HTML, portal_page(&try_, "", "", None))
+}
+
+/// `POST /demo/qlikview/`: requests a web ticket the way a portal does and sends the
+/// browser through `Authenticate.aspx` with it.
+pub(crate) async fn portal<B>(gw: &Gateway, req: Request<B>, conn: &Conn) -> Response<Body>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    let Ok(body) = read_body(req.into_body(), gw.settings().limits.max_body_bytes).await else {
+        return respond(StatusCode::BAD_REQUEST, HTML, "The form could not be read.");
+    };
+    let field = |name: &str| {
+        form_urlencoded::parse(&body)
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let (try_, user, groups) = (field("try"), field("userId"), field("groups"));
+    let user_id = user.trim().to_owned();
+    if user_id.is_empty() {
+        let html = portal_page(&try_, &user, &groups, Some("UserId must not be empty."));
+        return respond(StatusCode::BAD_REQUEST, HTML, html);
+    }
+    let groups_list: Vec<String> = groups
+        .split([',', ';'])
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let groups_list = if groups_list.is_empty() {
+        gw.groups().groups_of(&user_id)
+    } else {
+        groups_list
+    };
+    let identity = ticket_core::Identity::QlikView {
+        user_id,
+        groups: groups_list,
+        groups_is_names: true,
+    };
+    match crate::qlikview::webticket::issue_for_portal(gw, identity, conn).await {
+        Ok(ticket) => {
+            let try_ = if try_.is_empty() {
+                "/QvAJAXZfc/opendoc.htm?document=demo.qvw".to_owned()
+            } else {
+                try_
+            };
+            found(&format!(
+                "/QvAJAXZfc/Authenticate.aspx?type=html&try={}&back={}&webticket={ticket}",
+                crate::http::percent_encode_lower(&try_),
+                crate::http::percent_encode_lower(crate::config::DEMO_PORTAL_PATH),
+            ))
+        }
+        Err(e) => e.into_response(&gw.settings().qlikview),
+    }
+}
+
+fn portal_page(try_: &str, user: &str, groups: &str, error: Option<&str>) -> String {
+    let error = error
+        .map(|e| format!("<p style=\"color:#b00\">{}</p>", html_escape(e)))
+        .unwrap_or_default();
+    format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Demo QlikView portal</title></head><body>\
+<h1>Demo QlikView portal</h1>\
+<p>Anyone may sign in as anyone here. This portal is for trying the gateway out; disable it with <code>[demo] enabled = false</code>.</p>{error}\
+<form method=\"post\" action=\"/demo/qlikview/\"><input type=\"hidden\" name=\"try\" value=\"{}\">\
+<p><label>User id <input name=\"userId\" value=\"{}\" autofocus></label></p>\
+<p><label>Groups, comma-separated (empty: look them up) <input name=\"groups\" value=\"{}\"></label></p>\
+<p><button type=\"submit\">Sign in</button></p></form></body></html>",
+        html_escape(try_),
+        html_escape(user),
+        html_escape(groups),
+    )
+}

@@ -1,16 +1,18 @@
 //! The gateway as a value: settings plus the ticket core, callable without a socket.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use http::{Request, Response};
 use ticket_core::{Core, Lifetimes, Store};
 
 use crate::config::Settings;
 use crate::http::{Body, BoxError};
+use crate::qlikview::error::QvError;
+use crate::qlikview::groups::GroupDirectory;
 use crate::qps::error::ApiError;
 use crate::router::{self, Route, Side};
-use crate::{demo, qps};
+use crate::{demo, qlikview, qps};
 
 /// What the gateway knows about the connection a request came on.
 #[derive(Debug, Clone)]
@@ -33,6 +35,8 @@ pub struct Gateway {
 struct Inner {
     settings: Settings,
     core: Core,
+    /// The QlikView group directory; replaced whole on reload.
+    groups: RwLock<Arc<GroupDirectory>>,
 }
 
 impl Gateway {
@@ -45,9 +49,33 @@ impl Gateway {
         Gateway {
             inner: Arc::new(Inner {
                 core: Core::new(store, lifetimes),
+                groups: RwLock::new(settings.qlikview.groups.clone()),
                 settings,
             }),
         }
+    }
+
+    /// The current QlikView group directory.
+    pub fn groups(&self) -> Arc<GroupDirectory> {
+        match self.inner.groups.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Reads `[qlikview] group_directory` again (on SIGHUP). A file that fails to parse is
+    /// reported and the last good directory stays in force.
+    pub fn reload_groups(&self) -> Result<(), String> {
+        let Some(path) = &self.settings().qlikview.group_directory else {
+            return Ok(());
+        };
+        let fresh = GroupDirectory::load(path)?;
+        let mut slot = match self.inner.groups.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = Arc::new(fresh);
+        Ok(())
     }
 
     /// The settings it runs with.
@@ -72,6 +100,15 @@ impl Gateway {
             Route::AddTicket(vp) => qps::api::add_ticket(self, req, vp, conn).await,
             Route::DemoLoginForm => demo::login_form(&req),
             Route::DemoLogin => demo::login(self, req, conn).await,
+            Route::DemoPortalForm => demo::portal_form(&req),
+            Route::DemoPortal => demo::portal(self, req, conn).await,
+            Route::GetWebTicket => qlikview::webticket::get_web_ticket(self, req, conn).await,
+            Route::Authenticate => qlikview::authenticate::authenticate(self, req, conn).await,
+            Route::AccessPoint => qlikview::accesspoint::command(self, req, conn).await,
+            Route::QlikViewPage => qlikview::pages::serve(self, req, conn).await,
+            Route::QlikViewMethodNotAllowed(allow) => {
+                QvError::MethodNotAllowed(allow).into_response(&settings.qlikview)
+            }
             Route::Frontend(vp) => qps::frontend::serve(self, req, vp, conn).await,
             Route::MethodNotAllowed(allow) => ApiError::MethodNotAllowed(allow).into_response(),
             Route::NotFound => ApiError::NotFound.into_response(),

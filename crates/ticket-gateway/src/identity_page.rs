@@ -8,21 +8,27 @@ use ticket_core::Identity;
 use crate::http::{html_escape, respond, Body, HTML, JSON};
 use crate::qps::json::write_string;
 
-/// Renders the identity page for `identity` at `path`.
-pub fn render(headers: &HeaderMap, path: &str, vp: &str, identity: &Identity) -> Response<Body> {
+/// Renders the identity page for `identity` at `path`. `label` is the virtual proxy prefix
+/// of a Qlik Sense session, or the requested document of a QlikView one.
+pub fn render(
+    headers: &HeaderMap,
+    path: &str,
+    label: Option<&str>,
+    identity: &Identity,
+) -> Response<Body> {
     let wants_json = headers
         .get_all(ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/json"));
     if wants_json {
-        respond(StatusCode::OK, JSON, json(path, vp, identity))
+        respond(StatusCode::OK, JSON, json(path, label, identity))
     } else {
-        respond(StatusCode::OK, HTML, html(path, vp, identity))
+        respond(StatusCode::OK, HTML, html(path, label, identity))
     }
 }
 
-fn json(path: &str, vp: &str, identity: &Identity) -> String {
+fn json(path: &str, label: Option<&str>, identity: &Identity) -> String {
     let mut out = String::from("{");
     match identity {
         Identity::Qps {
@@ -31,7 +37,7 @@ fn json(path: &str, vp: &str, identity: &Identity) -> String {
             attributes,
         } => {
             out.push_str("\"dialect\":\"qps\",\"virtualProxy\":");
-            write_string(&mut out, vp);
+            write_string(&mut out, label.unwrap_or(""));
             out.push_str(",\"userDirectory\":");
             write_string(&mut out, user_directory);
             out.push_str(",\"userId\":");
@@ -55,6 +61,11 @@ fn json(path: &str, vp: &str, identity: &Identity) -> String {
             }
             out.push_str("],\"groupsIsNames\":");
             out.push_str(if *groups_is_names { "true" } else { "false" });
+            out.push_str(",\"document\":");
+            match label {
+                Some(d) => write_string(&mut out, d),
+                None => out.push_str("null"),
+            }
         }
     }
     out.push_str(",\"path\":");
@@ -63,7 +74,7 @@ fn json(path: &str, vp: &str, identity: &Identity) -> String {
     out
 }
 
-fn html(path: &str, vp: &str, identity: &Identity) -> String {
+fn html(path: &str, label: Option<&str>, identity: &Identity) -> String {
     let mut rows = String::new();
     let mut row = |k: &str, v: &str| {
         rows.push_str(&format!(
@@ -78,6 +89,7 @@ fn html(path: &str, vp: &str, identity: &Identity) -> String {
             user_id,
             attributes,
         } => {
+            let vp = label.unwrap_or("");
             row(
                 "Virtual proxy",
                 if vp.is_empty() { "(default)" } else { vp },

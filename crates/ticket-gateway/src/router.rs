@@ -3,9 +3,18 @@
 //! ```text
 //! listener  method      path                                   handler
 //! api       POST        /qps[/{vp}]/ticket                     qps::api::add_ticket
+//! frontend  POST        /QvAJAXZfc/GetWebTicket.aspx           qlikview::webticket::get_web_ticket
+//! frontend  GET         /QvAJAXZfc/Authenticate.aspx           qlikview::authenticate::authenticate
+//! frontend  POST        /QvAJAXZfc/AccessPoint.aspx, /AccessPoint.aspx
+//!                                                              qlikview::accesspoint::command
+//! frontend  any         /QvAJAXZfc/…, /QlikView/…, GET AccessPoint.aspx
+//!                                                              qlikview::pages::serve
 //! frontend  GET | POST  /demo/login      (when [demo] enabled)  demo::login_form | demo::login
+//! frontend  GET | POST  /demo/qlikview/  (when [demo] enabled)  demo::portal_form | demo::portal
 //! frontend  any         /[{vp}/]…        (anything else)        qps::frontend::serve
 //! ```
+//!
+//! QlikView paths are matched in any casing, as IIS does.
 //!
 //! QPS REST paths put the prefix after `/qps/`; front-end paths put it first. Endpoint
 //! words are matched in any casing, empty segments (`/qps//ticket`, `/qps/ext//ticket`)
@@ -13,7 +22,7 @@
 
 use http::Method;
 
-use crate::config::{Settings, VirtualProxy, DEMO_LOGIN_PATH};
+use crate::config::{Settings, VirtualProxy, DEMO_LOGIN_PATH, DEMO_PORTAL_PATH};
 use crate::http::percent_decode;
 
 /// Which listener a request arrived on.
@@ -34,6 +43,20 @@ pub(crate) enum Route<'s> {
     DemoLoginForm,
     /// The demo authentication module's form, submitted.
     DemoLogin,
+    /// The demo QlikView portal's form.
+    DemoPortalForm,
+    /// The demo QlikView portal's form, submitted.
+    DemoPortal,
+    /// `POST GetWebTicket.aspx`.
+    GetWebTicket,
+    /// `GET Authenticate.aspx`.
+    Authenticate,
+    /// `POST AccessPoint.aspx`.
+    AccessPoint,
+    /// A page behind the QlikView session.
+    QlikViewPage,
+    /// A QlikView endpoint called with the wrong method.
+    QlikViewMethodNotAllowed(&'static str),
     /// Anything behind a virtual proxy on the front end.
     Frontend(&'s VirtualProxy),
     /// An API path that exists, called with another method.
@@ -67,20 +90,48 @@ pub(crate) fn route<'s>(
     match side {
         Side::Api => api_route(settings, method, path),
         Side::Frontend => {
-            if settings.demo
-                && path
-                    .trim_end_matches('/')
-                    .eq_ignore_ascii_case(DEMO_LOGIN_PATH)
-            {
-                return match *method {
-                    Method::GET | Method::HEAD => Route::DemoLoginForm,
-                    Method::POST => Route::DemoLogin,
+            let lower = path.to_ascii_lowercase();
+            if let Some(r) = qlikview_route(method, &lower) {
+                return r;
+            }
+            if settings.demo {
+                let demo = |form, submit| match *method {
+                    Method::GET | Method::HEAD => form,
+                    Method::POST => submit,
                     _ => Route::MethodNotAllowed("GET, POST"),
                 };
+                if lower.trim_end_matches('/') == DEMO_LOGIN_PATH {
+                    return demo(Route::DemoLoginForm, Route::DemoLogin);
+                }
+                if lower.trim_end_matches('/') == DEMO_PORTAL_PATH.trim_end_matches('/') {
+                    return demo(Route::DemoPortalForm, Route::DemoPortal);
+                }
             }
             Route::Frontend(frontend_vp(settings, path))
         }
     }
+}
+
+/// The QlikView web server's paths (`lower` is the lowercased path).
+fn qlikview_route(method: &Method, lower: &str) -> Option<Route<'static>> {
+    let is_get = matches!(*method, Method::GET | Method::HEAD);
+    let page = if let Some(rest) = lower.strip_prefix("/qvajaxzfc/") {
+        rest
+    } else if lower == "/accesspoint.aspx" {
+        "accesspoint.aspx"
+    } else if lower == "/qlikview" || lower.starts_with("/qlikview/") {
+        return Some(Route::QlikViewPage);
+    } else {
+        return None;
+    };
+    Some(match page {
+        "getwebticket.aspx" if *method == Method::POST => Route::GetWebTicket,
+        "getwebticket.aspx" => Route::QlikViewMethodNotAllowed("POST"),
+        "authenticate.aspx" if is_get => Route::Authenticate,
+        "authenticate.aspx" => Route::QlikViewMethodNotAllowed("GET"),
+        "accesspoint.aspx" if *method == Method::POST => Route::AccessPoint,
+        _ => Route::QlikViewPage,
+    })
 }
 
 fn api_route<'s>(settings: &'s Settings, method: &Method, path: &str) -> Route<'s> {
@@ -193,5 +244,40 @@ mod tests {
         assert_eq!(vp("/extra/hub"), "");
         assert_eq!(vp("/"), "");
         assert_eq!(vp("/demo/login"), "DemoLoginForm");
+    }
+
+    #[test]
+    fn qlikview_paths_in_any_casing() {
+        let s = settings();
+        let r = |m: Method, p: &str| format!("{:?}", route(&s, Side::Frontend, &m, p));
+        assert_eq!(
+            r(Method::POST, "/QvAJAXZfc/GetWebTicket.aspx"),
+            "GetWebTicket"
+        );
+        assert_eq!(
+            r(Method::POST, "/qvajaxzfc/getwebticket.aspx"),
+            "GetWebTicket"
+        );
+        assert_eq!(
+            r(Method::POST, "/QVAJAXZFC/getwebticket.aspx"),
+            "GetWebTicket"
+        );
+        assert_eq!(
+            r(Method::GET, "/QvAJAXZfc/GetWebTicket.aspx"),
+            "QlikViewMethodNotAllowed(\"POST\")"
+        );
+        assert_eq!(
+            r(Method::GET, "/qvajaxzfc/Authenticate.aspx"),
+            "Authenticate"
+        );
+        assert_eq!(
+            r(Method::POST, "/QvAJAXZfc/AccessPoint.aspx"),
+            "AccessPoint"
+        );
+        assert_eq!(r(Method::POST, "/Accesspoint.aspx"), "AccessPoint");
+        assert_eq!(r(Method::GET, "/QvAJAXZfc/opendoc.htm"), "QlikViewPage");
+        assert_eq!(r(Method::GET, "/QlikView/"), "QlikViewPage");
+        assert_eq!(r(Method::GET, "/qlikviewx/"), r(Method::GET, "/hub/"));
+        assert_eq!(r(Method::GET, "/demo/qlikview/"), "DemoPortalForm");
     }
 }

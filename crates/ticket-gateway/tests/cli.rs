@@ -140,3 +140,127 @@ async fn it_says_where_it_listens_serves_and_stops_on_sigterm() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// Sends one request and returns the whole reply (the connection is closed by the server).
+fn http(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut reply = String::new();
+    std::io::Read::read_to_string(&mut s, &mut reply).unwrap();
+    reply
+}
+
+/// The groups the gateway gives `bob` when the portal sends none.
+fn groups_of_bob(frontend: std::net::SocketAddr) -> String {
+    let body = "<Global method=\"GetWebTicket\"><UserId>bob</UserId></Global>";
+    let reply = http(
+        frontend,
+        &format!("POST /QvAJAXZfc/GetWebTicket.aspx HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()),
+    );
+    let ticket = reply
+        .split("<_retval_>")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    let reply = http(
+        frontend,
+        &format!("GET /QvAJAXZfc/Authenticate.aspx?try=/QlikView/&webticket={ticket} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    );
+    let cookie = reply
+        .lines()
+        .find_map(|l| l.strip_prefix("Set-Cookie: "))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let reply = http(
+        frontend,
+        &format!("GET /QlikView/ HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"),
+    );
+    let json = reply.split("\r\n\r\n").nth(1).unwrap();
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v["groups"].to_string()
+}
+
+type Lines = tokio::io::Lines<BufReader<tokio::process::ChildStderr>>;
+
+/// The next log line containing `needle`, within 20 s.
+async fn wait_for(lines: &mut Lines, needle: &str) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            if l.contains(needle) {
+                return l;
+            }
+        }
+        panic!("no line with {needle}");
+    })
+    .await
+    .expect("in time")
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_group_directory_and_keeps_the_last_good_one() {
+    let groups = config("[users]\nbob = [\"Finance\"]\n");
+    let file = config(&format!(
+        "[frontend]\nlisten = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:0\"\n[qlikview]\ngroup_directory = {:?}\n",
+        groups.0.display().to_string()
+    ));
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["--config", file.0.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = wait_for(&mut lines, "listening").await;
+    let at = line.find("frontend=").unwrap() + "frontend=".len();
+    let frontend: std::net::SocketAddr = line[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+
+    assert_eq!(groups_of_bob(frontend), r#"["Finance"]"#);
+    std::fs::write(&groups.0, "[users]\nbob = [\"Finance\", \"Audit\"]\n").unwrap();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_for(&mut lines, "group directory reloaded").await;
+    assert_eq!(groups_of_bob(frontend), r#"["Finance","Audit"]"#);
+
+    std::fs::write(&groups.0, "[users]\nbob = [\"Finance\"\n").unwrap();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let err = wait_for(&mut lines, "not reloaded").await;
+    assert!(err.contains("line"), "{err}");
+    assert_eq!(groups_of_bob(frontend), r#"["Finance","Audit"]"#);
+    let _ = child.kill().await;
+}
+
+#[test]
+fn a_bad_group_directory_at_start_up_names_the_line() {
+    let groups = config("[users]\nbob = \"Finance\"\n");
+    let file = config(&format!(
+        "[qlikview]\ngroup_directory = {:?}\n",
+        groups.0.display().to_string()
+    ));
+    let (code, _, err) = run(&["--config", file.0.to_str().unwrap(), "--check-config"]);
+    assert_eq!(code, 64, "{err}");
+    assert!(
+        err.contains("qlikview.group_directory") && err.contains("line 2"),
+        "{err}"
+    );
+}

@@ -256,14 +256,21 @@ impl Maps {
             .is_some_and(|e| e.expires > now)
     }
 
-    /// The user's live sessions, oldest first, dropping dead ids from the index.
-    fn live_user_sessions(&self, entry: &mut UserEntry, realm: &str, now: Instant) -> Vec<Session> {
+    /// The user's live sessions, oldest first, dropping dead ids from the index, and ids
+    /// that a caller-chosen session of another user has reused since.
+    fn live_user_sessions(
+        &self,
+        entry: &mut UserEntry,
+        realm: &str,
+        user_key: &str,
+        now: Instant,
+    ) -> Vec<Session> {
         let mut live = Vec::new();
         entry.sessions.retain(|(_, id)| {
             let key = SessionKey::new(realm, id);
             let shard = self.sessions.shard(&key);
             match shard.get(&key) {
-                Some(e) if e.expires > now => {
+                Some(e) if e.expires > now && e.session.user_key() == user_key => {
                     live.push(e.session.clone());
                     true
                 }
@@ -345,10 +352,14 @@ impl Store for MemoryStore {
         let entry = users.entry(user.clone()).or_default();
         let mut evicted = Vec::new();
         if let Some(limit) = limit {
-            let live = maps.live_user_sessions(entry, &session.realm, now);
+            let live = maps.live_user_sessions(entry, &session.realm, &user.id, now);
             let excess = (live.len() + 1).saturating_sub(limit.max.max(1));
             if excess > 0 && !limit.evict_oldest {
                 return Err(StoreError::LimitReached);
+            }
+            // An insert that will fail with `Conflict` must not end sessions first.
+            if excess > 0 && maps.is_live(&session.realm, &session.id, now) {
+                return Err(StoreError::Conflict);
             }
             for old in live.into_iter().take(excess) {
                 let key = SessionKey::new(&old.realm, &old.id);
@@ -425,7 +436,7 @@ impl Store for MemoryStore {
         let user = SessionKey::new(realm, user_key);
         let mut users = self.maps.users.shard(&user);
         Ok(match users.get_mut(&user) {
-            Some(entry) => self.maps.live_user_sessions(entry, realm, now),
+            Some(entry) => self.maps.live_user_sessions(entry, realm, user_key, now),
             None => Vec::new(),
         })
     }
@@ -444,7 +455,15 @@ impl Store for MemoryStore {
         let mut removed = Vec::new();
         for (_, id) in entry.sessions {
             let key = SessionKey::new(realm, &id);
-            if let Some(e) = self.maps.sessions.shard(&key).remove(&key) {
+            let mut sessions = self.maps.sessions.shard(&key);
+            // The id may since have been reused by another user's session: leave that one.
+            if sessions
+                .get(&key)
+                .is_some_and(|e| e.session.user_key() != user_key)
+            {
+                continue;
+            }
+            if let Some(e) = sessions.remove(&key) {
                 if e.expires > now {
                     removed.push(e.session);
                 }

@@ -12,6 +12,8 @@
 //! at start-up.
 
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use std::time::Duration;
 

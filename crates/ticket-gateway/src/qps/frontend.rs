@@ -46,12 +46,7 @@ pub(crate) async fn serve<B>(
     if let Some(ticket) = ticket {
         return match redeem(gw, vp, &ticket, conn).await {
             Ok(Some(session)) => {
-                let mut res = identity_page::render(
-                    req.headers(),
-                    req.uri().path(),
-                    &vp.prefix,
-                    &session.identity,
-                );
+                let mut res = resource(&req, vp, &session);
                 set_session_cookie(&mut res, vp, conn, &session.id);
                 res
             }
@@ -60,15 +55,20 @@ pub(crate) async fn serve<B>(
         };
     }
     match current_session(gw, vp, &req).await {
-        Ok(Some(session)) => identity_page::render(
-            req.headers(),
-            req.uri().path(),
-            &vp.prefix,
-            &session.identity,
-        ),
+        Ok(Some(session)) => resource(&req, vp, &session),
         Ok(None) => login_redirect(gw, vp, &req).await,
         Err(()) => unavailable(),
     }
+}
+
+/// What an authenticated request gets: the built-in identity page.
+fn resource<B>(req: &Request<B>, vp: &VirtualProxy, session: &Session) -> Response<Body> {
+    identity_page::render(
+        req.headers(),
+        req.uri().path(),
+        Some(&vp.prefix),
+        &session.identity,
+    )
 }
 
 /// Consumes `ticket` and starts a session for its user.

@@ -1,0 +1,207 @@
+//! `GET /QvAJAXZfc/Authenticate.aspx`: the browser redeems a web ticket into a session.
+//!
+//! `type`, `webticket`, `try` and `back` come in any order. `try` is often not encoded at
+//! all and carries its own `?document=…`; then everything up to the next `&` belongs to
+//! it, and parameters that follow it but are not Authenticate.aspx's own (`select`,
+//! `client`, …) belong to it too and are put back. An encoded `try` is decoded once.
+
+use http::{Request, Response};
+use ticket_core::Session;
+
+use super::error::QvError;
+use super::{current_session, set_session_cookie, REALM};
+use crate::audit;
+use crate::gateway::{Conn, Gateway};
+use crate::http::{found, percent_decode, Body};
+use crate::redirect::{is_allowed, location_safe};
+
+/// Where `try` points when a caller sends none: the AccessPoint portal.
+pub const DEFAULT_TRY: &str = "/QlikView/";
+
+/// The parameters of an Authenticate.aspx call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthParams {
+    /// `webticket`, decoded.
+    pub webticket: Option<String>,
+    /// `try`, with the parameters that belong to it re-attached.
+    pub try_: Option<String>,
+    /// `back`.
+    pub back: Option<String>,
+    /// `keep`: reuse a live session without a ticket.
+    pub keep: bool,
+}
+
+/// Names Authenticate.aspx itself understands; anything else near `try` is `try`'s.
+const OWN: &[&str] = &["type", "webticket", "try", "back", "keep", "changepassword"];
+/// Parameters that always belong to the document URL in `try`.
+const TRY_PARAMS: &[&str] = &["select", "client"];
+
+/// Parses a raw query string.
+pub fn parse_query(raw: &str) -> AuthParams {
+    let mut params = AuthParams::default();
+    let mut try_raw: Option<&str> = None;
+    let mut try_extras: Vec<&str> = Vec::new();
+    let mut after_try = false;
+    for piece in raw.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
+        let name = percent_decode(name).to_ascii_lowercase();
+        match name.as_str() {
+            "try" => {
+                try_raw = Some(value);
+                after_try = true;
+                continue;
+            }
+            "back" => params.back = Some(target(value)),
+            "webticket" => params.webticket = Some(percent_decode(value).trim().to_owned()),
+            "keep" => params.keep = true,
+            n if !OWN.contains(&n) && (after_try || TRY_PARAMS.contains(&n)) => {
+                try_extras.push(piece);
+                continue;
+            }
+            _ => {}
+        }
+        after_try = false;
+    }
+    if let Some(raw_try) = try_raw {
+        let mut t = target(raw_try);
+        for extra in try_extras {
+            t.push(if t.contains('?') { '&' } else { '?' });
+            t.push_str(extra);
+        }
+        params.try_ = Some(t);
+    }
+    params
+}
+
+/// A `try`/`back` value: kept as sent when it is plainly raw (it holds a literal `/`, `?`
+/// or `:`), decoded once when the caller encoded it.
+fn target(raw: &str) -> String {
+    if raw.contains(['/', '?', ':']) {
+        raw.to_owned()
+    } else {
+        percent_decode(raw).into_owned()
+    }
+}
+
+/// Handles an Authenticate.aspx call.
+pub(crate) async fn authenticate<B>(gw: &Gateway, req: Request<B>, conn: &Conn) -> Response<Body> {
+    let settings = gw.settings();
+    let qv = &settings.qlikview;
+    let params = parse_query(req.uri().query().unwrap_or(""));
+    let own = [settings.frontend.public_url.as_str()];
+    let try_ = params
+        .try_
+        .clone()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| DEFAULT_TRY.to_owned());
+    let back = params.back.clone().unwrap_or_default();
+    if !is_allowed(&try_, &own, &qv.safe_forward_hosts)
+        || !is_allowed(&back, &own, &qv.safe_forward_hosts)
+    {
+        return QvError::UnsafeRedirect.into_response(qv);
+    }
+    let outcome = match params.webticket.as_deref().filter(|t| !t.is_empty()) {
+        Some(ticket) => redeem(gw, ticket, conn).await.map(|s| s.map(|s| (s, true))),
+        None if params.keep => current_session(gw, &req)
+            .await
+            .map(|s| s.map(|s| (s, false))),
+        None => Ok(None),
+    };
+    match outcome {
+        Ok(Some((session, new))) => {
+            let mut res = found(&location_safe(&try_));
+            if new {
+                set_session_cookie(&mut res, gw, conn, &session.id);
+            }
+            res
+        }
+        Ok(None) if back.is_empty() => QvError::Unauthorized.into_response(qv),
+        Ok(None) => found(&location_safe(&back)),
+        Err(e) => {
+            tracing::error!(error = %e, "session store failed");
+            QvError::Unavailable.into_response(qv)
+        }
+    }
+}
+
+async fn redeem(
+    gw: &Gateway,
+    ticket: &str,
+    conn: &Conn,
+) -> Result<Option<Session>, ticket_core::StoreError> {
+    let redeemed = gw.core().redeem(REALM, ticket).await?;
+    audit::ticket_redeemed(
+        "qlikview",
+        "",
+        redeemed.as_ref().map(|t| &t.identity),
+        ticket,
+        conn,
+    );
+    let Some(ticket) = redeemed else {
+        return Ok(None);
+    };
+    let idle = gw.settings().qlikview.session_inactivity_timeout;
+    let (session, _) = gw
+        .core()
+        .start_session(REALM, ticket.identity, idle, None)
+        .await?;
+    audit::session_started("qlikview", "", &session.identity, &session.id, conn);
+    Ok(Some(session))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(q: &str) -> AuthParams {
+        parse_query(q)
+    }
+
+    #[test]
+    fn the_documented_raw_form() {
+        let a = p("type=html&try=/qvajaxzfc/opendoc.htm?document=Sales.qvw&back=/LoginPage.htm&webticket=ABC");
+        assert_eq!(
+            a.try_.as_deref(),
+            Some("/qvajaxzfc/opendoc.htm?document=Sales.qvw")
+        );
+        assert_eq!(a.back.as_deref(), Some("/LoginPage.htm"));
+        assert_eq!(a.webticket.as_deref(), Some("ABC"));
+    }
+
+    #[test]
+    fn any_order_and_empty_back() {
+        let a = p("webticket=T&back=&try=%2FQlikView%2F&type=html");
+        assert_eq!(a.try_.as_deref(), Some("/QlikView/"));
+        assert_eq!(a.back.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn encoded_try_and_trailing_document_params() {
+        let a = p("type=html&webticket=T&try=%2FQvAJAXZfc%2FAccessPoint.aspx%3Fopen%3D%26id%3DQVS%40host%257Cdoc.qvw&select=LB39%2CBanana%2CLime&client=Ajax&back=");
+        assert_eq!(
+            a.try_.as_deref(),
+            Some("/QvAJAXZfc/AccessPoint.aspx?open=&id=QVS@host%7Cdoc.qvw&select=LB39%2CBanana%2CLime&client=Ajax")
+        );
+        let a = p(
+            "try=/opendoc.htm?document=D.qvw&bookmark=BM01&back=/x&webticket=T&originsystem=portal",
+        );
+        assert_eq!(
+            a.try_.as_deref(),
+            Some("/opendoc.htm?document=D.qvw&bookmark=BM01")
+        );
+        let a = p("keep=&try=/QlikView/");
+        assert!(a.keep);
+        assert_eq!(a.webticket, None);
+    }
+
+    #[test]
+    fn raw_spaces_and_absolute_targets() {
+        let a = p("try=/qvajaxzfc/opendoc.htm?document=My%20Doc.qvw&webticket=T");
+        assert_eq!(
+            a.try_.as_deref(),
+            Some("/qvajaxzfc/opendoc.htm?document=My%20Doc.qvw")
+        );
+        let a = p("try=https://ext/qlikview/?webticket=T");
+        assert_eq!(a.try_.as_deref(), Some("https://ext/qlikview/?webticket=T"));
+    }
+}

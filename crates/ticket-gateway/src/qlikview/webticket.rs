@@ -1,0 +1,93 @@
+//! `POST /QvAJAXZfc/GetWebTicket.aspx`: a trusted portal asks for a web ticket.
+
+use http::{Request, Response, StatusCode};
+use ticket_core::{id, Identity};
+
+use super::error::{QvError, XML};
+use super::{trust, xml, REALM};
+use crate::audit;
+use crate::gateway::{Conn, Gateway};
+use crate::http::{read_body, respond, Body, BoxError};
+
+/// The method the root element must name.
+pub const METHOD: &str = "GetWebTicket";
+
+/// Handles a GetWebTicket call.
+pub(crate) async fn get_web_ticket<B>(gw: &Gateway, req: Request<B>, conn: &Conn) -> Response<Body>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    let qv = &gw.settings().qlikview;
+    match issue(gw, req, conn).await {
+        Ok(ticket) => respond(
+            StatusCode::OK,
+            XML,
+            format!("<Global><_retval_>{ticket}</_retval_></Global>"),
+        ),
+        Err(e) => {
+            audit::ticket_refused("qlikview", conn, &format!("{e:?}"));
+            e.into_response(qv)
+        }
+    }
+}
+
+async fn issue<B>(gw: &Gateway, req: Request<B>, conn: &Conn) -> Result<String, QvError>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    let qv = &gw.settings().qlikview;
+    if !trust::is_trusted(qv, conn.peer, req.headers()) {
+        return Err(QvError::InvalidCall("untrusted caller"));
+    }
+    let body = read_body(req.into_body(), gw.settings().limits.max_body_bytes).await?;
+    let doc = xml::parse(&body).map_err(|e| QvError::BadXml(e.to_string()))?;
+    let method_ok = doc.root.eq_ignore_ascii_case("Global")
+        && doc
+            .method
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case(METHOD));
+    if !method_ok {
+        return Err(QvError::InvalidCall("wrong method"));
+    }
+    let user_id = doc
+        .user_id
+        .filter(|u| !u.is_empty())
+        .ok_or(QvError::InvalidCall("no UserId"))?;
+    let (groups, groups_is_names) = match doc.groups.filter(|g| !g.is_empty()) {
+        Some(groups) => (groups, doc.groups_is_names.unwrap_or(true)),
+        // No groups sent: look them up, as the web server does. Looked-up groups are names.
+        None => (gw.groups().groups_of(&user_id), true),
+    };
+    let identity = Identity::QlikView {
+        user_id,
+        groups,
+        groups_is_names,
+    };
+    let (ticket, stored) = gw
+        .core()
+        .issue_ticket(REALM, identity, None, id::web_ticket)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "ticket store failed");
+            QvError::Unavailable
+        })?;
+    audit::ticket_issued("qlikview", "", &stored.identity, &ticket, conn);
+    Ok(ticket)
+}
+
+/// Issues a web ticket without the trust check, for the built-in demo portal.
+pub(crate) async fn issue_for_portal(
+    gw: &Gateway,
+    identity: Identity,
+    conn: &Conn,
+) -> Result<String, QvError> {
+    let (ticket, stored) = gw
+        .core()
+        .issue_ticket(REALM, identity, None, id::web_ticket)
+        .await
+        .map_err(|_| QvError::Unavailable)?;
+    audit::ticket_issued("qlikview", "", &stored.identity, &ticket, conn);
+    Ok(ticket)
+}

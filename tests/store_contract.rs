@@ -1,0 +1,694 @@
+//! The [`Store`] contract, checked word for word against every backend.
+//!
+//! One macro expands the same tests once per backend, so a backend cannot drift from the
+//! others unnoticed. Time is the only thing that differs: the memory store runs on
+//! tokio's paused clock and `advance` moves it exactly; Redis owns its clock, so there
+//! `advance` really waits (the lifetimes are kept short) and checks for an entry to
+//! vanish poll for up to `grace` of real time. The lifetimes are chosen so that each test
+//! reads the same on both clocks.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway_tests::redis_server::RedisServer;
+use ticket_core::{
+    Identity, MemoryStore, RedisConfig, RedisStore, Session, SessionLimit, Store, StoreError,
+    Ticket,
+};
+
+/// A store under test, and the server behind it when there is one.
+struct Backend {
+    store: Arc<dyn Store>,
+    _server: Option<RedisServer>,
+}
+
+async fn memory_store() -> Option<Backend> {
+    Some(Backend {
+        store: Arc::new(MemoryStore::new()),
+        _server: None,
+    })
+}
+
+/// A Redis store on its own server, under a key prefix of its own; `None` (the test
+/// skips) when `redis-server` is not installed.
+async fn redis_store() -> Option<Backend> {
+    let server = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .expect("starting redis-server panicked")?;
+    let store = connect(&server, Duration::from_secs(2)).await;
+    Some(Backend {
+        store: Arc::new(store),
+        _server: Some(server),
+    })
+}
+
+async fn connect(server: &RedisServer, op_timeout: Duration) -> RedisStore {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let cfg = RedisConfig {
+        url: server.url(),
+        key_prefix: format!("contract{}:", NEXT.fetch_add(1, Ordering::Relaxed)),
+        op_timeout,
+    };
+    RedisStore::connect(cfg)
+        .await
+        .expect("connect to the test redis-server")
+}
+
+/// Polls `$check` until it holds or `$grace` of real time has passed; with a zero grace
+/// (tokio's paused clock) it checks exactly once. Evaluates to whether it held.
+macro_rules! eventually {
+    ($grace:expr, $check:expr) => {{
+        let deadline = std::time::Instant::now() + $grace;
+        loop {
+            if $check {
+                break true;
+            }
+            if std::time::Instant::now() >= deadline {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }};
+}
+
+const REALM: &str = "qps/ext";
+const LONG: Duration = Duration::from_secs(30 * 60);
+/// The lifetime used by the expiry tests: short, because Redis really waits it out.
+const TTL: Duration = Duration::from_millis(1000);
+
+fn user(name: &str) -> Identity {
+    Identity::Qps {
+        user_directory: "ACME".into(),
+        user_id: name.into(),
+        attributes: vec![("Group".into(), "Sales".into())],
+    }
+}
+
+fn user_key(name: &str) -> String {
+    user(name).user_key()
+}
+
+fn ticket(name: &str) -> Ticket {
+    Ticket {
+        realm: REALM.into(),
+        identity: user(name),
+        target_uri: Some("http://localhost/hub/".into()),
+    }
+}
+
+fn session(realm: &str, id: &str, name: &str) -> Session {
+    Session {
+        realm: realm.into(),
+        id: id.into(),
+        identity: user(name),
+    }
+}
+
+fn ids(sessions: &[Session]) -> Vec<&str> {
+    sessions.iter().map(|s| s.id.as_str()).collect()
+}
+
+fn limit(max: usize, evict_oldest: bool) -> Option<SessionLimit> {
+    Some(SessionLimit { max, evict_oldest })
+}
+
+/// Expands the contract for one backend.
+///
+/// - `make`: an async fn returning `Option<Backend>` (`None` skips the test);
+/// - `advance`: an async fn moving the backend's clock forward by a duration;
+/// - `grace`: how long checks for expiry may poll (zero on a paused clock);
+/// - `timed`: the test attribute for tests that move the clock.
+macro_rules! store_contract {
+    ($name:ident, make = $make:path, advance = $advance:path, grace = $grace:expr, timed = #[$timed:meta]) => {
+        mod $name {
+            use super::*;
+
+            const GRACE: Duration = $grace;
+
+            async fn advance(by: Duration) {
+                $advance(by).await
+            }
+
+            #[tokio::test]
+            async fn a_ticket_is_taken_once() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                s.insert_ticket("T1", &ticket("jdoe"), LONG).await.unwrap();
+                assert_eq!(s.take_ticket("T1").await.unwrap(), Some(ticket("jdoe")));
+                assert_eq!(s.take_ticket("T1").await.unwrap(), None);
+            }
+
+            #[tokio::test]
+            async fn an_unknown_ticket_reads_as_none() {
+                let Some(b) = $make().await else { return };
+                assert_eq!(b.store.take_ticket("never-issued").await.unwrap(), None);
+            }
+
+            #[tokio::test]
+            async fn a_live_ticket_is_never_overwritten() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                s.insert_ticket("T1", &ticket("jdoe"), LONG).await.unwrap();
+                assert!(matches!(
+                    s.insert_ticket("T1", &ticket("mallory"), LONG).await,
+                    Err(StoreError::Conflict)
+                ));
+                assert_eq!(s.take_ticket("T1").await.unwrap(), Some(ticket("jdoe")));
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sixteen_concurrent_takes_have_exactly_one_winner() {
+                let Some(b) = $make().await else { return };
+                for n in 0..200 {
+                    let id = format!("race-{n}");
+                    b.store
+                        .insert_ticket(&id, &ticket("jdoe"), LONG)
+                        .await
+                        .unwrap();
+                    let start = Arc::new(tokio::sync::Barrier::new(16));
+                    let racers: Vec<_> = (0..16)
+                        .map(|_| {
+                            let (store, id, start) = (b.store.clone(), id.clone(), start.clone());
+                            tokio::spawn(async move {
+                                start.wait().await;
+                                store.take_ticket(&id).await.unwrap().is_some()
+                            })
+                        })
+                        .collect();
+                    let mut winners = 0;
+                    for r in racers {
+                        winners += usize::from(r.await.unwrap());
+                    }
+                    assert_eq!(winners, 1, "ticket {id} was taken {winners} times");
+                }
+            }
+
+            #[tokio::test]
+            async fn a_target_id_reads_many_times() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                s.insert_target("g1", "http://localhost/hub/", LONG)
+                    .await
+                    .unwrap();
+                for _ in 0..5 {
+                    assert_eq!(
+                        s.target("g1").await.unwrap().as_deref(),
+                        Some("http://localhost/hub/")
+                    );
+                }
+                assert!(matches!(
+                    s.insert_target("g1", "http://elsewhere/", LONG).await,
+                    Err(StoreError::Conflict)
+                ));
+                assert_eq!(
+                    s.target("g1").await.unwrap().as_deref(),
+                    Some("http://localhost/hub/")
+                );
+                assert_eq!(s.target("g2").await.unwrap(), None);
+            }
+
+            #[tokio::test]
+            async fn a_session_is_inserted_touched_read_and_removed() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                let a = session(REALM, "s1", "jdoe");
+                assert!(s.insert_session(&a, LONG, None).await.unwrap().is_empty());
+                assert_eq!(s.touch_session(REALM, "s1").await.unwrap(), Some(a.clone()));
+                assert_eq!(s.session(REALM, "s1").await.unwrap(), Some(a.clone()));
+                assert_eq!(
+                    s.session("qps/", "s1").await.unwrap(),
+                    None,
+                    "another realm"
+                );
+                assert_eq!(s.remove_session(REALM, "s1").await.unwrap(), Some(a));
+                assert_eq!(s.session(REALM, "s1").await.unwrap(), None);
+                assert_eq!(s.touch_session(REALM, "s1").await.unwrap(), None);
+                assert_eq!(s.remove_session(REALM, "s1").await.unwrap(), None);
+                assert!(s
+                    .user_sessions(REALM, &user_key("jdoe"))
+                    .await
+                    .unwrap()
+                    .is_empty());
+                assert!(s.sessions(REALM).await.unwrap().is_empty());
+            }
+
+            #[tokio::test]
+            async fn a_duplicate_session_id_conflicts() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                let a = session(REALM, "s1", "jdoe");
+                s.insert_session(&a, LONG, None).await.unwrap();
+                for l in [None, limit(5, false), limit(5, true)] {
+                    assert!(matches!(
+                        s.insert_session(&session(REALM, "s1", "mallory"), LONG, l)
+                            .await,
+                        Err(StoreError::Conflict)
+                    ));
+                }
+                assert_eq!(s.session(REALM, "s1").await.unwrap(), Some(a));
+                assert!(s
+                    .user_sessions(REALM, &user_key("mallory"))
+                    .await
+                    .unwrap()
+                    .is_empty());
+                // The same id in another realm is another session.
+                s.insert_session(&session("qps/", "s1", "mallory"), LONG, None)
+                    .await
+                    .unwrap();
+            }
+
+            #[tokio::test]
+            async fn realms_with_separators_stay_apart() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                let x = session("qps/a:b", "c", "jdoe");
+                let y = session("qps/a", "b:c", "jdoe");
+                s.insert_session(&x, LONG, None).await.unwrap();
+                s.insert_session(&y, LONG, None).await.unwrap();
+                assert_eq!(s.session("qps/a:b", "c").await.unwrap(), Some(x.clone()));
+                assert_eq!(s.session("qps/a", "b:c").await.unwrap(), Some(y.clone()));
+                assert_eq!(s.sessions("qps/a:b").await.unwrap(), vec![x]);
+                assert_eq!(s.sessions("qps/a").await.unwrap(), vec![y]);
+            }
+
+            #[tokio::test]
+            async fn sessions_list_oldest_first() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                for (id, who) in [("a", "jdoe"), ("b", "other"), ("c", "JDOE"), ("d", "jdoe")] {
+                    s.insert_session(&session(REALM, id, who), LONG, None)
+                        .await
+                        .unwrap();
+                }
+                s.insert_session(&session("qps/", "e", "jdoe"), LONG, None)
+                    .await
+                    .unwrap();
+                // Touching does not reorder: age is creation order.
+                s.touch_session(REALM, "a").await.unwrap();
+                let mine = s.user_sessions(REALM, &user_key("jdoe")).await.unwrap();
+                assert_eq!(ids(&mine), ["a", "c", "d"]);
+                assert_eq!(ids(&s.sessions(REALM).await.unwrap()), ["a", "b", "c", "d"]);
+                assert_eq!(ids(&s.sessions("qps/").await.unwrap()), ["e"]);
+                assert!(s.sessions("qlikview").await.unwrap().is_empty());
+                assert!(s.user_sessions(REALM, "nobody").await.unwrap().is_empty());
+            }
+
+            #[tokio::test]
+            async fn removing_a_users_sessions_ends_them_all() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                for (id, who) in [("a", "jdoe"), ("b", "other"), ("c", "jdoe")] {
+                    s.insert_session(&session(REALM, id, who), LONG, None)
+                        .await
+                        .unwrap();
+                }
+                s.insert_session(&session("qps/", "a", "jdoe"), LONG, None)
+                    .await
+                    .unwrap();
+                let gone = s
+                    .remove_user_sessions(REALM, &user_key("jdoe"))
+                    .await
+                    .unwrap();
+                assert_eq!(ids(&gone), ["a", "c"]);
+                assert_eq!(s.session(REALM, "a").await.unwrap(), None);
+                assert_eq!(s.touch_session(REALM, "c").await.unwrap(), None);
+                assert!(s
+                    .user_sessions(REALM, &user_key("jdoe"))
+                    .await
+                    .unwrap()
+                    .is_empty());
+                assert_eq!(ids(&s.sessions(REALM).await.unwrap()), ["b"]);
+                assert!(
+                    s.session("qps/", "a").await.unwrap().is_some(),
+                    "another realm"
+                );
+                assert!(s
+                    .remove_user_sessions(REALM, &user_key("jdoe"))
+                    .await
+                    .unwrap()
+                    .is_empty());
+            }
+
+            #[tokio::test]
+            async fn a_full_limit_refuses_and_changes_nothing() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                for id in ["s1", "s2"] {
+                    let evicted = s
+                        .insert_session(&session(REALM, id, "jdoe"), LONG, limit(2, false))
+                        .await
+                        .unwrap();
+                    assert!(evicted.is_empty());
+                }
+                assert!(matches!(
+                    s.insert_session(&session(REALM, "s3", "jdoe"), LONG, limit(2, false))
+                        .await,
+                    Err(StoreError::LimitReached)
+                ));
+                assert_eq!(s.session(REALM, "s3").await.unwrap(), None);
+                let mine = s.user_sessions(REALM, &user_key("jdoe")).await.unwrap();
+                assert_eq!(ids(&mine), ["s1", "s2"]);
+                // The limit is per user.
+                s.insert_session(&session(REALM, "o1", "other"), LONG, limit(2, false))
+                    .await
+                    .unwrap();
+            }
+
+            #[tokio::test]
+            async fn a_full_limit_evicts_the_oldest() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                let first = session(REALM, "s1", "jdoe");
+                s.insert_session(&first, LONG, limit(2, true))
+                    .await
+                    .unwrap();
+                s.insert_session(&session(REALM, "s2", "jdoe"), LONG, limit(2, true))
+                    .await
+                    .unwrap();
+                let evicted = s
+                    .insert_session(&session(REALM, "s3", "jdoe"), LONG, limit(2, true))
+                    .await
+                    .unwrap();
+                assert_eq!(evicted, vec![first]);
+                assert_eq!(s.session(REALM, "s1").await.unwrap(), None);
+                let mine = s.user_sessions(REALM, &user_key("jdoe")).await.unwrap();
+                assert_eq!(ids(&mine), ["s2", "s3"]);
+                assert_eq!(ids(&s.sessions(REALM).await.unwrap()), ["s2", "s3"]);
+            }
+
+            #[tokio::test]
+            async fn a_conflicting_insert_evicts_nothing() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                for id in ["s1", "s2"] {
+                    s.insert_session(&session(REALM, id, "jdoe"), LONG, limit(2, true))
+                        .await
+                        .unwrap();
+                }
+                assert!(matches!(
+                    s.insert_session(&session(REALM, "s2", "jdoe"), LONG, limit(2, true))
+                        .await,
+                    Err(StoreError::Conflict)
+                ));
+                let mine = s.user_sessions(REALM, &user_key("jdoe")).await.unwrap();
+                assert_eq!(ids(&mine), ["s1", "s2"]);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn racing_inserts_never_pass_the_limit() {
+                let Some(b) = $make().await else { return };
+                let start = Arc::new(tokio::sync::Barrier::new(20));
+                let racers: Vec<_> = (0..20)
+                    .map(|n| {
+                        let (store, start) = (b.store.clone(), start.clone());
+                        tokio::spawn(async move {
+                            start.wait().await;
+                            let s = session(REALM, &format!("s{n}"), "jdoe");
+                            store.insert_session(&s, LONG, limit(5, false)).await
+                        })
+                    })
+                    .collect();
+                let (mut admitted, mut refused) = (0, 0);
+                for r in racers {
+                    match r.await.unwrap() {
+                        Ok(evicted) => {
+                            assert!(evicted.is_empty());
+                            admitted += 1;
+                        }
+                        Err(StoreError::LimitReached) => refused += 1,
+                        Err(e) => panic!("unexpected error: {e}"),
+                    }
+                }
+                assert_eq!((admitted, refused), (5, 15));
+                let live = b
+                    .store
+                    .user_sessions(REALM, &user_key("jdoe"))
+                    .await
+                    .unwrap();
+                assert_eq!(live.len(), 5);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn racing_evictions_keep_the_limit() {
+                let Some(b) = $make().await else { return };
+                let start = Arc::new(tokio::sync::Barrier::new(20));
+                let racers: Vec<_> = (0..20)
+                    .map(|n| {
+                        let (store, start) = (b.store.clone(), start.clone());
+                        tokio::spawn(async move {
+                            start.wait().await;
+                            let s = session(REALM, &format!("s{n}"), "jdoe");
+                            store.insert_session(&s, LONG, limit(5, true)).await
+                        })
+                    })
+                    .collect();
+                let mut evicted = Vec::new();
+                for r in racers {
+                    evicted.extend(r.await.unwrap().unwrap());
+                }
+                let live = b
+                    .store
+                    .user_sessions(REALM, &user_key("jdoe"))
+                    .await
+                    .unwrap();
+                assert_eq!(live.len(), 5);
+                assert_eq!(evicted.len(), 15);
+                let distinct: HashSet<_> = evicted.iter().map(|s| s.id.as_str()).collect();
+                assert_eq!(distinct.len(), 15, "a session was evicted twice");
+                assert!(live.iter().all(|s| !distinct.contains(s.id.as_str())));
+            }
+
+            #[$timed]
+            async fn tickets_expire_after_their_ttl() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                s.insert_ticket("early", &ticket("jdoe"), TTL)
+                    .await
+                    .unwrap();
+                s.insert_ticket("late", &ticket("jdoe"), TTL).await.unwrap();
+                advance(TTL * 4 / 10).await;
+                assert!(s.take_ticket("early").await.unwrap().is_some());
+                advance(TTL * 8 / 10).await;
+                // Taking is the only way to read a ticket, so no polling: once the TTL has
+                // passed on our side it has passed on the server's.
+                assert_eq!(s.take_ticket("late").await.unwrap(), None);
+            }
+
+            #[$timed]
+            async fn target_ids_expire_after_their_ttl() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                s.insert_target("g1", "http://localhost/hub/", TTL)
+                    .await
+                    .unwrap();
+                advance(TTL * 4 / 10).await;
+                assert!(s.target("g1").await.unwrap().is_some());
+                advance(TTL * 8 / 10).await;
+                assert!(eventually!(GRACE, s.target("g1").await.unwrap().is_none()));
+            }
+
+            #[$timed]
+            async fn sessions_slide_on_touch_and_end_when_idle() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                s.insert_session(&session(REALM, "s1", "jdoe"), TTL, None)
+                    .await
+                    .unwrap();
+                // Three touches half an idle time apart: alive well past one idle time.
+                for _ in 0..3 {
+                    advance(TTL / 2).await;
+                    assert!(s.touch_session(REALM, "s1").await.unwrap().is_some());
+                }
+                // Reading does not touch.
+                advance(TTL / 2).await;
+                assert!(s.session(REALM, "s1").await.unwrap().is_some());
+                advance(TTL * 7 / 10).await;
+                assert!(eventually!(
+                    GRACE,
+                    s.session(REALM, "s1").await.unwrap().is_none()
+                ));
+                assert_eq!(s.touch_session(REALM, "s1").await.unwrap(), None);
+                assert_eq!(s.remove_session(REALM, "s1").await.unwrap(), None);
+            }
+
+            #[$timed]
+            async fn ended_sessions_leave_lists_and_limits() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                for id in ["s1", "s2"] {
+                    s.insert_session(&session(REALM, id, "jdoe"), TTL, limit(2, false))
+                        .await
+                        .unwrap();
+                }
+                s.insert_session(&session(REALM, "o1", "other"), LONG, None)
+                    .await
+                    .unwrap();
+                advance(TTL * 12 / 10).await;
+                assert!(eventually!(
+                    GRACE,
+                    s.user_sessions(REALM, &user_key("jdoe"))
+                        .await
+                        .unwrap()
+                        .is_empty()
+                ));
+                assert_eq!(ids(&s.sessions(REALM).await.unwrap()), ["o1"]);
+                // Ended sessions count against no limit and are not evicted again.
+                for id in ["s3", "s4"] {
+                    let evicted = s
+                        .insert_session(&session(REALM, id, "jdoe"), LONG, limit(2, true))
+                        .await
+                        .unwrap();
+                    assert!(evicted.is_empty());
+                }
+                assert!(s
+                    .remove_user_sessions(REALM, &user_key("jdoe"))
+                    .await
+                    .unwrap()
+                    .iter()
+                    .all(|x| x.id == "s3" || x.id == "s4"));
+            }
+
+            #[$timed]
+            async fn an_expired_key_may_be_used_again() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                s.insert_ticket("T1", &ticket("jdoe"), TTL).await.unwrap();
+                s.insert_target("g1", "http://localhost/a", TTL)
+                    .await
+                    .unwrap();
+                s.insert_session(&session(REALM, "s1", "jdoe"), TTL, None)
+                    .await
+                    .unwrap();
+                advance(TTL * 12 / 10).await;
+                assert!(eventually!(GRACE, s.target("g1").await.unwrap().is_none()));
+                s.insert_ticket("T1", &ticket("other"), TTL).await.unwrap();
+                s.insert_target("g1", "http://localhost/b", TTL)
+                    .await
+                    .unwrap();
+                s.insert_session(&session(REALM, "s1", "other"), TTL, limit(1, false))
+                    .await
+                    .unwrap();
+                assert_eq!(s.take_ticket("T1").await.unwrap(), Some(ticket("other")));
+                assert_eq!(
+                    s.target("g1").await.unwrap().as_deref(),
+                    Some("http://localhost/b")
+                );
+                assert_eq!(
+                    s.session(REALM, "s1").await.unwrap(),
+                    Some(session(REALM, "s1", "other"))
+                );
+                // The first user's index still names "s1": it must not reach the new owner's.
+                let gone = s
+                    .remove_user_sessions(REALM, &user_key("jdoe"))
+                    .await
+                    .unwrap();
+                assert!(gone.is_empty());
+                assert!(s.session(REALM, "s1").await.unwrap().is_some());
+                assert!(s
+                    .user_sessions(REALM, &user_key("jdoe"))
+                    .await
+                    .unwrap()
+                    .is_empty());
+                let theirs = s.user_sessions(REALM, &user_key("other")).await.unwrap();
+                assert_eq!(ids(&theirs), ["s1"]);
+            }
+
+            #[tokio::test]
+            async fn the_backend_answers_ping() {
+                let Some(b) = $make().await else { return };
+                b.store.ping().await.unwrap();
+            }
+        }
+    };
+}
+
+store_contract!(
+    memory,
+    make = memory_store,
+    advance = tokio::time::advance,
+    grace = Duration::ZERO,
+    timed = #[tokio::test(start_paused = true)]
+);
+
+store_contract!(
+    redis,
+    make = redis_store,
+    advance = tokio::time::sleep,
+    grace = Duration::from_secs(2),
+    timed = #[tokio::test]
+);
+
+/// Redis alone: what happens while the server is away.
+mod redis_faults {
+    use super::*;
+
+    #[tokio::test]
+    async fn connecting_to_nothing_fails_within_the_timeout() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let cfg = RedisConfig {
+            url: format!("redis://127.0.0.1:{port}/"),
+            key_prefix: "nothing:".into(),
+            op_timeout: Duration::from_secs(2),
+        };
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            RedisStore::connect(cfg).await,
+            Err(StoreError::Backend(_))
+        ));
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn requests_fail_fast_while_redis_is_down_and_work_once_it_is_back() {
+        let Some(mut server) = tokio::task::spawn_blocking(RedisServer::start)
+            .await
+            .expect("starting redis-server panicked")
+        else {
+            return;
+        };
+        let op_timeout = Duration::from_secs(2);
+        let store = connect(&server, op_timeout).await;
+        store
+            .insert_ticket("T1", &ticket("jdoe"), LONG)
+            .await
+            .unwrap();
+
+        server.stop();
+        for _ in 0..5 {
+            let started = std::time::Instant::now();
+            assert!(matches!(store.ping().await, Err(StoreError::Backend(_))));
+            assert!(matches!(
+                store.take_ticket("T1").await,
+                Err(StoreError::Backend(_))
+            ));
+            assert!(
+                started.elapsed() < op_timeout,
+                "a request waited {:?} on a server that is down",
+                started.elapsed()
+            );
+        }
+
+        let mut server = tokio::task::spawn_blocking(move || {
+            server.restart();
+            server
+        })
+        .await
+        .expect("restarting redis-server panicked");
+        // The server is ready; the store reconnects on the next requests by itself.
+        assert!(
+            eventually!(Duration::from_secs(5), store.ping().await.is_ok()),
+            "the store did not reconnect"
+        );
+        store
+            .insert_ticket("T2", &ticket("jdoe"), LONG)
+            .await
+            .unwrap();
+        assert_eq!(store.take_ticket("T2").await.unwrap(), Some(ticket("jdoe")));
+        server.stop();
+    }
+}
