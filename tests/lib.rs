@@ -189,11 +189,18 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// A simple `GET` with `Connection: close` and optional extra header lines.
+/// A simple `GET` with `Connection: close` and optional extra header lines (a `Host`
+/// among them replaces the default one).
 pub async fn get(addr: SocketAddr, target: &str, extra_headers: &str) -> RawResponse {
-    let req = format!(
-        "GET {target} HTTP/1.1\r\nHost: {addr}\r\n{extra_headers}Connection: close\r\n\r\n"
-    );
+    let host = if extra_headers
+        .lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("host:"))
+    {
+        String::new()
+    } else {
+        format!("Host: {addr}\r\n")
+    };
+    let req = format!("GET {target} HTTP/1.1\r\n{host}{extra_headers}Connection: close\r\n\r\n");
     raw(addr, req.as_bytes()).await
 }
 
@@ -353,3 +360,4 @@ pub async fn replay_fixtures(addr: SocketAddr, dir: &str, at_least: usize) -> Ve
     failures
 }
 pub mod redis_server;
+pub mod upstream;

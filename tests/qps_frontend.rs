@@ -3,7 +3,7 @@
 
 use gateway_tests::{get, is_guid, post_ticket, raw, ticket, TestGateway};
 
-const CONFIG: &str = "[[virtual_proxy]]\nprefix = \"ext\"\nsession_cookie_name = \"X-Qlik-Session-ext\"\n\
+const CONFIG: &str = "[[virtual_proxy]]\nprefix = \"ext\"\nsession_cookie_name = \"X-Qlik-Session-ext\"\nsession_limit_policy = \"evict-oldest\"\n\
                       auth_module_redirect_uri = \"https://auth.example.com/login\"\n\
                       [[virtual_proxy]]\nprefix = \"portal\"\nauth_module_redirect_uri = \"https://auth.example.com/login?tenant=a\"\n";
 

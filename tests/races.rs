@@ -14,7 +14,11 @@ const RACERS: usize = 16;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_racers_redeem_each_ticket_exactly_once() {
-    let gw = TestGateway::start("").await;
+    // Every ticket is for one user; lift Qlik's five-sessions limit so only single use
+    // decides who wins.
+    let gw =
+        TestGateway::start("[[virtual_proxy]]\nprefix = \"\"\nmax_sessions_per_user = 100000\n")
+            .await;
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let client = Arc::new(client);
 

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use ticket_core::MemoryStore;
+use ticket_core::{MemoryStore, RedisConfig, RedisStore, Store, StoreError};
 
-use crate::config::{Settings, EXIT_CONFIG};
+use crate::config::{Settings, StoreSettings, EXIT_CONFIG};
 use crate::server::{run, Listeners};
 use crate::telemetry::{self, LogFormat};
 use crate::Gateway;
@@ -87,21 +87,60 @@ async fn serve(settings: Settings) -> ExitCode {
             }
         })
         .collect();
+    let store = match open_store(&settings.store).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ticket-gateway: cannot open the store: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let addr = |l: &tokio::net::TcpListener, configured| l.local_addr().unwrap_or(configured);
     tracing::info!(
         frontend = %addr(&listeners.frontend, settings.frontend.listen),
         frontend_url = %settings.frontend.public_url,
         api = %addr(&listeners.api, settings.api.listen),
         api_url = %settings.api.public_url,
-        store = "memory",
+        store = %store_name(&settings.store),
         virtual_proxies = %prefixes.join(","),
         demo = settings.demo,
         "ticket-gateway listening"
     );
-    let gateway = Gateway::new(settings, Arc::new(MemoryStore::new()));
+    let gateway = Gateway::new(settings, store);
     reload_on_sighup(gateway.clone());
     run(listeners, gateway, shutdown_signal()).await;
     ExitCode::SUCCESS
+}
+
+fn store_name(store: &StoreSettings) -> String {
+    match store {
+        StoreSettings::Memory => "memory".into(),
+        StoreSettings::Redis { url, .. } => format!("redis {}", redact(url)),
+    }
+}
+
+/// A Redis URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// Opens the configured store; Redis is pinged first, so a wrong URL fails at start-up.
+pub async fn open_store(store: &StoreSettings) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match store {
+        StoreSettings::Memory => Arc::new(MemoryStore::new()),
+        StoreSettings::Redis {
+            url,
+            key_prefix,
+            timeout,
+        } => {
+            let mut cfg = RedisConfig::new(url.clone());
+            cfg.key_prefix = key_prefix.clone();
+            cfg.op_timeout = *timeout;
+            Arc::new(RedisStore::connect(cfg).await?)
+        }
+    })
 }
 
 /// Re-reads the QlikView group directory on every SIGHUP; a bad file keeps the last good one.

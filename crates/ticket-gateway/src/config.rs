@@ -48,6 +48,12 @@ pub const DEFAULT_UPSTREAM_TIMEOUT_SECONDS: u64 = 30;
 pub const DEFAULT_QV_USER_HEADER: &str = "QVUSER";
 /// The prefix QlikView puts before header-authenticated user names.
 pub const DEFAULT_QV_USER_PREFIX: &str = "CUSTOM\\";
+/// Default Redis URL.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// Default prefix of Redis keys.
+pub const DEFAULT_KEY_PREFIX: &str = "ticket-gateway:";
+/// Default bound on one store operation.
+pub const DEFAULT_STORE_TIMEOUT_MS: u64 = 2000;
 /// Default time in-flight requests get to finish on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 10;
 
@@ -117,6 +123,16 @@ struct File {
     shutdown: ShutdownFile,
     qlikview: QlikViewFile,
     proxy: ProxyFile,
+    store: StoreFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct StoreFile {
+    backend: Option<String>,
+    url: Option<String>,
+    key_prefix: Option<String>,
+    timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -220,6 +236,24 @@ pub struct Settings {
     pub qlikview: QlikView,
     /// Bounds on upstream requests.
     pub proxy: ProxySettings,
+    /// Where tickets and sessions live.
+    pub store: StoreSettings,
+}
+
+/// The ticket and session store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSettings {
+    /// In this process: one node.
+    Memory,
+    /// In Redis, shared by every node pointed at it.
+    Redis {
+        /// `redis://host:port[/db]`.
+        url: String,
+        /// Prefix of every key, so several sites can share one Redis.
+        key_prefix: String,
+        /// Bound on each store operation; past it the request gets a `503`.
+        timeout: Duration,
+    },
 }
 
 /// The QlikView web server (`/QvAJAXZfc/…`).
@@ -579,7 +613,46 @@ fn validate(file: File, base: &Path) -> Result<Settings, ConfigError> {
         )?,
     };
 
+    let store = match file.store.backend.as_deref().unwrap_or("memory") {
+        "memory" => StoreSettings::Memory,
+        "redis" => {
+            let url = file
+                .store
+                .url
+                .unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned());
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("redis+unix://")
+                || url.starts_with("unix://"))
+            {
+                return Err(ConfigError::new(
+                    "store.url",
+                    format!("{url:?} is not a redis:// URL"),
+                ));
+            }
+            let timeout_ms = file.store.timeout_ms.unwrap_or(DEFAULT_STORE_TIMEOUT_MS);
+            if timeout_ms == 0 {
+                return Err(ConfigError::new("store.timeout_ms", "must be at least 1"));
+            }
+            StoreSettings::Redis {
+                url,
+                key_prefix: file
+                    .store
+                    .key_prefix
+                    .unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_owned()),
+                timeout: Duration::from_millis(timeout_ms),
+            }
+        }
+        other => {
+            return Err(ConfigError::new(
+                "store.backend",
+                format!("{other:?} is neither \"memory\" nor \"redis\""),
+            ))
+        }
+    };
+
     Ok(Settings {
+        store,
         proxy,
         qlikview,
         frontend,

@@ -8,11 +8,13 @@ use ticket_core::{Core, Lifetimes, Store};
 
 use crate::config::Settings;
 use crate::http::{Body, BoxError};
+use crate::proxy::UpstreamClient;
 use crate::qlikview::error::QvError;
 use crate::qlikview::groups::GroupDirectory;
 use crate::qps::error::ApiError;
 use crate::router::{self, Route, Side};
-use crate::{demo, qlikview, qps};
+use crate::sockets::Sockets;
+use crate::{demo, health, qlikview, qps};
 
 /// What the gateway knows about the connection a request came on.
 #[derive(Debug, Clone)]
@@ -37,6 +39,10 @@ struct Inner {
     core: Core,
     /// The QlikView group directory; replaced whole on reload.
     groups: RwLock<Arc<GroupDirectory>>,
+    /// The pooled client for back ends.
+    upstream: UpstreamClient,
+    /// Open WebSockets per session, closed on logout.
+    sockets: Arc<Sockets>,
 }
 
 impl Gateway {
@@ -50,9 +56,32 @@ impl Gateway {
             inner: Arc::new(Inner {
                 core: Core::new(store, lifetimes),
                 groups: RwLock::new(settings.qlikview.groups.clone()),
+                upstream: crate::proxy::client(&settings.proxy),
+                sockets: Arc::default(),
                 settings,
             }),
         }
+    }
+
+    /// The pooled client for back ends.
+    pub(crate) fn upstream_client(&self) -> &UpstreamClient {
+        &self.inner.upstream
+    }
+
+    /// Open WebSockets per session.
+    pub fn sockets(&self) -> &Arc<Sockets> {
+        &self.inner.sockets
+    }
+
+    /// Ends a session by any route: removes it from the store and closes its sockets.
+    pub async fn end_session(
+        &self,
+        realm: &str,
+        id: &str,
+    ) -> Result<Option<ticket_core::Session>, ticket_core::StoreError> {
+        let ended = self.core().store().remove_session(realm, id).await?;
+        self.sockets().close(realm, id);
+        Ok(ended)
     }
 
     /// The current QlikView group directory.
@@ -92,12 +121,16 @@ impl Gateway {
     /// never panics on client input.
     pub async fn handle<B>(&self, req: Request<B>, conn: &Conn) -> Response<Body>
     where
-        B: http_body::Body,
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
         let settings = self.settings();
         match router::route(settings, conn.side, req.method(), req.uri().path()) {
             Route::AddTicket(vp) => qps::api::add_ticket(self, req, vp, conn).await,
+            Route::Session(vp, op) => qps::session_api::handle(self, req, vp, op, conn).await,
+            Route::PersonalUser(vp) => qps::personal::handle(self, req, vp, conn).await,
+            Route::Alive => health::alive(),
+            Route::Ready => health::ready(self).await,
             Route::DemoLoginForm => demo::login_form(&req),
             Route::DemoLogin => demo::login(self, req, conn).await,
             Route::DemoPortalForm => demo::portal_form(&req),

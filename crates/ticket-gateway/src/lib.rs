@@ -22,13 +22,16 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod gateway;
+pub mod health;
 pub mod http;
 pub mod identity_page;
+pub mod proxy;
 pub mod qlikview;
 pub mod qps;
 pub mod redirect;
 pub mod router;
 pub mod server;
+pub mod sockets;
 pub mod telemetry;
 
 pub use config::Settings;

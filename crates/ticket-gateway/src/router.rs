@@ -2,7 +2,12 @@
 //!
 //! ```text
 //! listener  method      path                                   handler
+//! api       GET         /healthz, /readyz                      health::alive | health::ready
 //! api       POST        /qps[/{vp}]/ticket                     qps::api::add_ticket
+//! api       POST | GET  /qps[/{vp}]/session                    qps::session_api::{create, list}
+//! api       GET | DEL   /qps[/{vp}]/session/{id}               qps::session_api::{get, delete}
+//! api       GET | DEL   /qps[/{vp}]/user/{directory}/{id}      qps::session_api::{user, logout_user}
+//! frontend  GET | DEL   /[{vp}/]qps/user                       qps::personal::{user, logout}
 //! frontend  POST        /QvAJAXZfc/GetWebTicket.aspx           qlikview::webticket::get_web_ticket
 //! frontend  GET         /QvAJAXZfc/Authenticate.aspx           qlikview::authenticate::authenticate
 //! frontend  POST        /QvAJAXZfc/AccessPoint.aspx, /AccessPoint.aspx
@@ -39,6 +44,14 @@ pub enum Side {
 pub(crate) enum Route<'s> {
     /// `POST /qps/{vp}/ticket`.
     AddTicket(VpRef<'s>),
+    /// The session and user APIs.
+    Session(VpRef<'s>, SessionOp),
+    /// `GET /healthz`.
+    Alive,
+    /// `GET /readyz`.
+    Ready,
+    /// The personal API, `/{vp}/qps/user`.
+    PersonalUser(&'s VirtualProxy),
     /// The demo authentication module's form.
     DemoLoginForm,
     /// The demo authentication module's form, submitted.
@@ -78,6 +91,26 @@ pub(crate) enum VpRef<'s> {
 #[derive(Debug, PartialEq, Eq)]
 enum Endpoint {
     Ticket,
+    Sessions,
+    Session(String),
+    User(String, String),
+}
+
+/// A session API operation.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SessionOp {
+    /// `POST /qps/{vp}/session`.
+    Create,
+    /// `GET /qps/{vp}/session`.
+    List,
+    /// `GET /qps/{vp}/session/{id}`.
+    Get(String),
+    /// `DELETE /qps/{vp}/session/{id}`.
+    Delete(String),
+    /// `GET /qps/{vp}/user/{directory}/{id}`.
+    User(String, String),
+    /// `DELETE /qps/{vp}/user/{directory}/{id}`.
+    LogoutUser(String, String),
 }
 
 /// Picks the route for a request.
@@ -107,8 +140,25 @@ pub(crate) fn route<'s>(
                     return demo(Route::DemoPortalForm, Route::DemoPortal);
                 }
             }
-            Route::Frontend(frontend_vp(settings, path))
+            let vp = frontend_vp(settings, path);
+            if is_personal_user(&lower, &vp.prefix) {
+                return match *method {
+                    Method::GET | Method::HEAD | Method::DELETE => Route::PersonalUser(vp),
+                    _ => Route::MethodNotAllowed("GET, DELETE"),
+                };
+            }
+            Route::Frontend(vp)
         }
+    }
+}
+
+/// `/{vp}/qps/user` (prefix before `/qps`, unlike the REST API), trailing slash allowed.
+fn is_personal_user(lower: &str, prefix: &str) -> bool {
+    let rest: Vec<&str> = lower.split('/').filter(|s| !s.is_empty()).collect();
+    match rest.as_slice() {
+        ["qps", "user"] => prefix.is_empty(),
+        [p, "qps", "user"] => !prefix.is_empty() && *p == prefix,
+        _ => false,
     }
 }
 
@@ -135,6 +185,13 @@ fn qlikview_route(method: &Method, lower: &str) -> Option<Route<'static>> {
 }
 
 fn api_route<'s>(settings: &'s Settings, method: &Method, path: &str) -> Route<'s> {
+    let get = matches!(*method, Method::GET | Method::HEAD);
+    match path.trim_end_matches('/') {
+        "/healthz" if get => return Route::Alive,
+        "/readyz" if get => return Route::Ready,
+        "/healthz" | "/readyz" => return Route::MethodNotAllowed("GET"),
+        _ => {}
+    }
     let mut segments = path.split('/').filter(|s| !s.is_empty());
     if !segments
         .next()
@@ -146,10 +203,20 @@ fn api_route<'s>(settings: &'s Settings, method: &Method, path: &str) -> Route<'
     let Some((vp, endpoint)) = resolve(settings, &segments) else {
         return Route::NotFound;
     };
-    match (endpoint, method) {
-        (Endpoint::Ticket, &Method::POST) => Route::AddTicket(vp),
-        (Endpoint::Ticket, _) => Route::MethodNotAllowed("POST"),
-    }
+    let op = match (endpoint, method.clone()) {
+        (Endpoint::Ticket, Method::POST) => return Route::AddTicket(vp),
+        (Endpoint::Ticket, _) => return Route::MethodNotAllowed("POST"),
+        (Endpoint::Sessions, Method::POST) => SessionOp::Create,
+        (Endpoint::Sessions, _) if get => SessionOp::List,
+        (Endpoint::Sessions, _) => return Route::MethodNotAllowed("GET, POST"),
+        (Endpoint::Session(id), _) if get => SessionOp::Get(id),
+        (Endpoint::Session(id), Method::DELETE) => SessionOp::Delete(id),
+        (Endpoint::Session(_), _) => return Route::MethodNotAllowed("GET, DELETE"),
+        (Endpoint::User(d, u), _) if get => SessionOp::User(d, u),
+        (Endpoint::User(d, u), Method::DELETE) => SessionOp::LogoutUser(d, u),
+        (Endpoint::User(..), _) => return Route::MethodNotAllowed("GET, DELETE"),
+    };
+    Route::Session(vp, op)
 }
 
 /// Splits `[vp]/endpoint…` into the virtual proxy and the endpoint. A first segment that is
@@ -175,8 +242,12 @@ fn resolve<'s>(settings: &'s Settings, segments: &[String]) -> Option<(VpRef<'s>
 }
 
 fn endpoint(segments: &[String]) -> Option<Endpoint> {
+    let is = |w: &String, word: &str| w.eq_ignore_ascii_case(word);
     match segments {
-        [word] if word.eq_ignore_ascii_case("ticket") => Some(Endpoint::Ticket),
+        [w] if is(w, "ticket") => Some(Endpoint::Ticket),
+        [w] if is(w, "session") => Some(Endpoint::Sessions),
+        [w, id] if is(w, "session") => Some(Endpoint::Session(id.clone())),
+        [w, dir, id] if is(w, "user") => Some(Endpoint::User(dir.clone(), id.clone())),
         _ => None,
     }
 }

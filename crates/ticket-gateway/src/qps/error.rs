@@ -24,8 +24,21 @@ pub enum ApiError {
     MethodNotAllowed(&'static str),
     /// The body is over the configured limit: `413`.
     PayloadTooLarge,
+    /// No live session with this id: `404 No session with id <id>`.
+    NoSession(String),
+    /// A session with this id exists already: `400 … already exists`.
+    SessionExists(String),
+    /// The user holds the most sessions allowed: `403`.
+    TooManySessions(String),
     /// The store could not be reached: `503`.
     Unavailable,
+}
+
+impl From<ticket_core::StoreError> for ApiError {
+    fn from(e: ticket_core::StoreError) -> Self {
+        tracing::error!(error = %e, "store failed");
+        ApiError::Unavailable
+    }
 }
 
 impl From<BodyError> for ApiError {
@@ -57,6 +70,15 @@ impl ApiError {
             ApiError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "The request body is too large.".to_owned(),
+            ),
+            ApiError::NoSession(id) => (StatusCode::NOT_FOUND, format!("No session with id {id}")),
+            ApiError::SessionExists(id) => (
+                StatusCode::BAD_REQUEST,
+                format!("Session with id {id} already exists."),
+            ),
+            ApiError::TooManySessions(user) => (
+                StatusCode::FORBIDDEN,
+                format!("UsageDenied: {user} already has the maximum number of sessions."),
             ),
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -8,18 +8,22 @@
 //! 2. A session cookie naming a live session of this virtual proxy lets the request through
 //!    and restarts the inactivity timeout.
 //! 3. Anything else is sent to the authentication module with a fresh target id.
+//!
+//! "The resource" is the virtual proxy's back end when it has one (see [`crate::proxy`]),
+//! else the built-in identity page.
 
 use http::header::{HeaderValue, SET_COOKIE};
 use http::{Request, Response, StatusCode};
-use ticket_core::Session;
+use ticket_core::{Session, StoreError};
 
 use crate::audit;
 use crate::config::VirtualProxy;
 use crate::gateway::{Conn, Gateway};
 use crate::http::{
-    cookies, found, percent_encode_lower, query_param, query_without, respond, Body, HTML,
+    cookies, found, percent_encode_lower, query_param, query_without, respond, Body, BoxError, HTML,
 };
 use crate::identity_page;
+use crate::proxy::{self, Forward};
 
 /// The query parameter that carries a ticket back to the proxy.
 pub const TICKET_PARAM: &str = "qlikTicket";
@@ -28,13 +32,27 @@ pub const TICKET_HEADER: &str = "x-qlik-ticket";
 /// Suffix Qlik Sense adds to the session cookie name over plain http.
 pub const HTTP_COOKIE_SUFFIX: &str = "-HTTP";
 
+/// Why a browser gets no session.
+enum Refusal {
+    /// No or a bad ticket, no or a dead session: log in.
+    Login,
+    /// The user already holds the most sessions allowed.
+    TooManySessions,
+    /// The store failed.
+    Unavailable,
+}
+
 /// Serves a request behind a virtual proxy.
 pub(crate) async fn serve<B>(
     gw: &Gateway,
     req: Request<B>,
     vp: &VirtualProxy,
     conn: &Conn,
-) -> Response<Body> {
+) -> Response<Body>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     let ticket = query_param(req.uri().query(), TICKET_PARAM)
         .map(|t| t.into_owned())
         .or_else(|| {
@@ -43,46 +61,71 @@ pub(crate) async fn serve<B>(
                 .and_then(|h| h.to_str().ok())
                 .map(str::to_owned)
         });
-    if let Some(ticket) = ticket {
-        return match redeem(gw, vp, &ticket, conn).await {
-            Ok(Some(session)) => {
-                let mut res = resource(&req, vp, &session);
+    let outcome = match ticket {
+        Some(ticket) => redeem(gw, vp, &ticket, conn).await.map(|s| (s, true)),
+        None => match current_session(gw, vp, &req).await {
+            Ok(Some(s)) => Ok((s, false)),
+            Ok(None) => Err(Refusal::Login),
+            Err(()) => Err(Refusal::Unavailable),
+        },
+    };
+    match outcome {
+        Ok((session, new)) => {
+            let mut res = resource(gw, req, vp, &session, conn).await;
+            if new {
                 set_session_cookie(&mut res, vp, conn, &session.id);
-                res
             }
-            Ok(None) => login_redirect(gw, vp, &req).await,
-            Err(()) => unavailable(),
-        };
-    }
-    match current_session(gw, vp, &req).await {
-        Ok(Some(session)) => resource(&req, vp, &session),
-        Ok(None) => login_redirect(gw, vp, &req).await,
-        Err(()) => unavailable(),
+            res
+        }
+        Err(Refusal::Login) => login_redirect(gw, vp, &req).await,
+        Err(Refusal::TooManySessions) => too_many_sessions(),
+        Err(Refusal::Unavailable) => unavailable(),
     }
 }
 
-/// What an authenticated request gets: the built-in identity page.
-fn resource<B>(req: &Request<B>, vp: &VirtualProxy, session: &Session) -> Response<Body> {
-    identity_page::render(
-        req.headers(),
-        req.uri().path(),
-        Some(&vp.prefix),
-        &session.identity,
-    )
+/// What an authenticated request gets: the back end's answer, or the identity page.
+async fn resource<B>(
+    gw: &Gateway,
+    req: Request<B>,
+    vp: &VirtualProxy,
+    session: &Session,
+    conn: &Conn,
+) -> Response<Body>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    match &vp.upstream {
+        Some(upstream) => {
+            let to = Forward {
+                upstream,
+                identity: super::identity::headers(vp, session),
+                also_strip: Some(&gw.settings().qlikview.upstream_user_header),
+                session: (&session.realm, &session.id),
+            };
+            proxy::forward(gw, req, to, conn).await
+        }
+        None => identity_page::render(
+            req.headers(),
+            req.uri().path(),
+            Some(&vp.prefix),
+            &session.identity,
+        ),
+    }
 }
 
-/// Consumes `ticket` and starts a session for its user.
+/// Consumes `ticket` and starts a session for its user, within the per-user limit.
 async fn redeem(
     gw: &Gateway,
     vp: &VirtualProxy,
     ticket: &str,
     conn: &Conn,
-) -> Result<Option<Session>, ()> {
+) -> Result<Session, Refusal> {
     let redeemed = gw
         .core()
         .redeem(&vp.realm, ticket)
         .await
-        .map_err(store_failed)?;
+        .map_err(|e| store_failed(&e))?;
     audit::ticket_redeemed(
         "qps",
         &vp.prefix,
@@ -90,21 +133,39 @@ async fn redeem(
         ticket,
         conn,
     );
-    let Some(ticket) = redeemed else {
-        return Ok(None);
-    };
-    let (session, _evicted) = gw
+    let ticket = redeemed.ok_or(Refusal::Login)?;
+    let started = gw
         .core()
         .start_session(
             &vp.realm,
             ticket.identity,
             vp.session_inactivity_timeout,
-            None,
+            Some(vp.session_limit),
         )
-        .await
-        .map_err(store_failed)?;
-    audit::session_started("qps", &vp.prefix, &session.identity, &session.id, conn);
-    Ok(Some(session))
+        .await;
+    match started {
+        Ok((session, evicted)) => {
+            for old in evicted {
+                gw.sockets().close(&old.realm, &old.id);
+                audit::session_ended(
+                    "qps",
+                    &vp.prefix,
+                    &old.identity,
+                    &old.id,
+                    conn,
+                    "evicted by a newer session",
+                );
+            }
+            audit::session_started("qps", &vp.prefix, &session.identity, &session.id, conn);
+            Ok(session)
+        }
+        Err(StoreError::LimitReached) => {
+            tracing::info!(target: "audit", event = "session_refused", dialect = "qps", vp = %vp.prefix,
+                peer = %conn.peer, outcome = "refused", reason = "UsageDenied: too many sessions");
+            Err(Refusal::TooManySessions)
+        }
+        Err(e) => Err(store_failed(&e)),
+    }
 }
 
 /// The live session named by one of this virtual proxy's cookies, touched. Both the plain
@@ -115,38 +176,58 @@ pub(crate) async fn current_session<B>(
     vp: &VirtualProxy,
     req: &Request<B>,
 ) -> Result<Option<Session>, ()> {
-    let http_name = format!("{}{HTTP_COOKIE_SUFFIX}", vp.session_cookie_name);
-    let values =
-        cookies(req.headers(), &vp.session_cookie_name).chain(cookies(req.headers(), &http_name));
-    for id in values {
-        if id.is_empty() {
-            continue;
-        }
-        if let Some(s) = gw
-            .core()
-            .store()
-            .touch_session(&vp.realm, id)
-            .await
-            .map_err(store_failed)?
-        {
-            return Ok(Some(s));
+    for id in session_ids(vp, req) {
+        match gw.core().store().touch_session(&vp.realm, &id).await {
+            Ok(Some(s)) => return Ok(Some(s)),
+            Ok(None) => {}
+            Err(e) => {
+                store_failed(&e);
+                return Err(());
+            }
         }
     }
     Ok(None)
 }
 
+/// The non-empty values of this virtual proxy's session cookies.
+pub(crate) fn session_ids<B>(vp: &VirtualProxy, req: &Request<B>) -> Vec<String> {
+    let http_name = format!("{}{HTTP_COOKIE_SUFFIX}", vp.session_cookie_name);
+    cookies(req.headers(), &vp.session_cookie_name)
+        .chain(cookies(req.headers(), &http_name))
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The cookie name for this connection: `-HTTP` over plain http.
+pub(crate) fn cookie_name(vp: &VirtualProxy, conn: &Conn) -> String {
+    if conn.secure {
+        vp.session_cookie_name.clone()
+    } else {
+        format!("{}{HTTP_COOKIE_SUFFIX}", vp.session_cookie_name)
+    }
+}
+
 /// `<name>[-HTTP]=<id>; Path=/; HttpOnly[; Secure]`.
 fn set_session_cookie(res: &mut Response<Body>, vp: &VirtualProxy, conn: &Conn, id: &str) {
-    let cookie = if conn.secure {
-        format!("{}={id}; Path=/; HttpOnly; Secure", vp.session_cookie_name)
-    } else {
-        format!(
-            "{}{HTTP_COOKIE_SUFFIX}={id}; Path=/; HttpOnly",
-            vp.session_cookie_name
-        )
-    };
+    let secure = if conn.secure { "; Secure" } else { "" };
+    let cookie = format!("{}={id}; Path=/; HttpOnly{secure}", cookie_name(vp, conn));
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().append(SET_COOKIE, v);
+    }
+}
+
+/// Expires the session cookie in the browser, under both names it may have.
+pub(crate) fn clear_session_cookies(res: &mut Response<Body>, vp: &VirtualProxy, conn: &Conn) {
+    let secure = if conn.secure { "; Secure" } else { "" };
+    let plain = vp.session_cookie_name.clone();
+    let http = format!("{plain}{HTTP_COOKIE_SUFFIX}");
+    for name in [plain, http] {
+        let cookie =
+            format!("{name}=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly{secure}");
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            res.headers_mut().append(SET_COOKIE, v);
+        }
     }
 }
 
@@ -159,17 +240,29 @@ async fn login_redirect<B>(gw: &Gateway, vp: &VirtualProxy, req: &Request<B>) ->
         target.push('?');
         target.push_str(&q);
     }
-    let target_id = match gw.core().new_target(&target).await {
-        Ok(id) => id,
-        Err(e) => return unavailable_because(&e),
-    };
+    match login_location(gw, vp, &target).await {
+        Ok(location) => found(&location),
+        Err(e) => {
+            store_failed(&e);
+            unavailable()
+        }
+    }
+}
+
+/// The authentication module's URL for a browser that should come back to `target`:
+/// `<auth module>?proxyRestUri=<lowercase %xx>&targetId=<new guid>`.
+pub(crate) async fn login_location(
+    gw: &Gateway,
+    vp: &VirtualProxy,
+    target: &str,
+) -> Result<String, StoreError> {
+    let target_id = gw.core().new_target(target).await?;
     let uri = &vp.auth_module_redirect_uri;
     let sep = if uri.contains('?') { '&' } else { '?' };
-    let location = format!(
+    Ok(format!(
         "{uri}{sep}proxyRestUri={}&targetId={target_id}",
         percent_encode_lower(&proxy_rest_uri(gw, vp))
-    );
-    found(&location)
+    ))
 }
 
 /// The REST base of a virtual proxy, with the trailing slash auth modules expect:
@@ -183,13 +276,27 @@ pub(crate) fn proxy_rest_uri(gw: &Gateway, vp: &VirtualProxy) -> String {
     }
 }
 
-fn store_failed(e: ticket_core::StoreError) {
-    tracing::error!(error = %e, "session store failed");
+/// The front-end URL of a path under a virtual proxy: `<public url>[/<prefix>]<path>`.
+pub(crate) fn frontend_url(gw: &Gateway, vp: &VirtualProxy, path: &str) -> String {
+    let base = &gw.settings().frontend.public_url;
+    if vp.prefix.is_empty() {
+        format!("{base}{path}")
+    } else {
+        format!("{base}/{}{path}", vp.prefix)
+    }
 }
 
-fn unavailable_because(e: &ticket_core::StoreError) -> Response<Body> {
+fn store_failed(e: &StoreError) -> Refusal {
     tracing::error!(error = %e, "session store failed");
-    unavailable()
+    Refusal::Unavailable
+}
+
+fn too_many_sessions() -> Response<Body> {
+    respond(
+        StatusCode::FORBIDDEN,
+        HTML,
+        "<!DOCTYPE html><html><head><title>Too many sessions</title></head><body><h1>Too many sessions</h1><p>You already have the maximum number of sessions open. Log out of another session, or wait for one to time out, and try again.</p></body></html>",
+    )
 }
 
 fn unavailable() -> Response<Body> {

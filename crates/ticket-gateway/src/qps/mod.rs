@@ -9,6 +9,9 @@
 pub mod api;
 pub mod error;
 pub mod frontend;
+pub mod identity;
 pub mod json;
+pub mod personal;
+pub mod session_api;
 pub mod wire;
 pub mod xrf;

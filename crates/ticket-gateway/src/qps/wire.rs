@@ -35,6 +35,69 @@ impl TicketRequest {
     }
 }
 
+/// A `POST /qps/{vp}/session` body, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRequest {
+    /// `UserDirectory`, trimmed.
+    pub user_directory: String,
+    /// `UserId`, trimmed.
+    pub user_id: String,
+    /// `Attributes`, flattened to pairs in order.
+    pub attributes: Vec<(String, String)>,
+    /// `SessionId`: any non-empty string the caller chooses; `None` lets the proxy choose.
+    pub session_id: Option<String>,
+}
+
+impl SessionRequest {
+    /// Binds a parsed document with the same leniency as [`TicketRequest::from_json`].
+    pub fn from_json(v: &Value) -> Result<SessionRequest, String> {
+        if !matches!(v, Value::Object(_)) {
+            return Err("The request body must be a JSON object.".into());
+        }
+        Ok(SessionRequest {
+            user_directory: user_field(v, "UserDirectory")?,
+            user_id: user_field(v, "UserId")?,
+            attributes: attributes(v.member("Attributes"))?,
+            session_id: text(v, "SessionId")?.filter(|s| !s.is_empty()),
+        })
+    }
+}
+
+/// Appends a session struct: keys in the order `UserDirectory, UserId, Attributes,
+/// SessionId`, `Attributes` always present.
+pub fn write_session(out: &mut String, session: &ticket_core::Session) {
+    let (dir, user, attrs): (&str, &str, &[(String, String)]) = match &session.identity {
+        ticket_core::Identity::Qps {
+            user_directory,
+            user_id,
+            attributes,
+        } => (user_directory, user_id, attributes),
+        ticket_core::Identity::QlikView { user_id, .. } => ("", user_id, &[]),
+    };
+    out.push_str("{\"UserDirectory\":");
+    write_string(out, dir);
+    out.push_str(",\"UserId\":");
+    write_string(out, user);
+    out.push_str(",\"Attributes\":");
+    write_attributes(out, attrs);
+    out.push_str(",\"SessionId\":");
+    write_string(out, &session.id);
+    out.push('}');
+}
+
+/// A JSON array of session structs.
+pub fn sessions_response(sessions: &[ticket_core::Session]) -> String {
+    let mut out = String::from("[");
+    for (i, s) in sessions.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_session(&mut out, s);
+    }
+    out.push(']');
+    out
+}
+
 fn text(v: &Value, name: &str) -> Result<Option<String>, String> {
     match v.member(name) {
         None => Ok(None),

@@ -1,0 +1,253 @@
+//! Forwarding authenticated requests to a back end, with the identity the gateway vouches
+//! for and nothing the client claimed.
+//!
+//! Bodies stream both ways (nothing is buffered), connections to the back end are pooled
+//! and kept alive, hop-by-hop headers stop here, `X-Forwarded-For/-Proto/-Host` are added,
+//! and WebSocket upgrades (the Qlik engine socket `/{vp}/app/…`) are bridged byte for byte
+//! until either side closes or the session logs out.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::config::{ProxySettings, Upstream};
+use crate::gateway::{Conn, Gateway};
+use crate::http::{query_without, respond, Body, BoxError, HTML};
+
+/// The pooled client every upstream request goes through.
+pub type UpstreamClient = Client<HttpConnector, UnsyncBoxBody<Bytes, BoxError>>;
+
+/// Builds the shared client.
+pub fn client(settings: &ProxySettings) -> UpstreamClient {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(settings.connect_timeout));
+    http.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(http)
+}
+
+/// Identity headers a client may never set: the gateway alone speaks for the user.
+pub const IDENTITY_HEADERS: &[&str] = &[
+    "x-qlik-user",
+    "x-qlik-security",
+    "x-qlik-proxysession",
+    "x-qlik-proxyid",
+    "x-qlik-virtual-proxy-prefix",
+    "x-qlik-ticket",
+];
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Where and as whom to forward.
+#[derive(Debug)]
+pub(crate) struct Forward<'a> {
+    /// The back end.
+    pub upstream: &'a Upstream,
+    /// Headers naming the user, added after every client-supplied identity header is gone.
+    pub identity: Vec<(HeaderName, HeaderValue)>,
+    /// One more client header to strip (the QlikView header-authentication header).
+    pub also_strip: Option<&'a HeaderName>,
+    /// The session, for closing its sockets on logout: `(realm, id)`.
+    pub session: (&'a str, &'a str),
+}
+
+/// Forwards `req` and returns the back end's response (or a `502`/`504` page).
+pub(crate) async fn forward<B>(
+    gw: &Gateway,
+    mut req: Request<B>,
+    to: Forward<'_>,
+    conn: &Conn,
+) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let websocket = is_websocket(req.headers());
+    let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
+
+    let mut path = req.uri().path().to_owned();
+    if let Some(q) = query_without(req.uri().query(), crate::qps::frontend::TICKET_PARAM) {
+        path.push('?');
+        path.push_str(&q);
+    }
+    let uri = match Uri::builder()
+        .scheme(to.upstream.scheme.as_str())
+        .authority(to.upstream.authority.as_str())
+        .path_and_query(path)
+        .build()
+    {
+        Ok(u) => u,
+        Err(_) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                "The request target cannot be forwarded.",
+            )
+        }
+    };
+
+    let (mut parts, body) = req.into_parts();
+    let original_host = parts.headers.get(header::HOST).cloned();
+    strip(&mut parts.headers, to.also_strip);
+    parts.headers.remove(header::HOST);
+    forwarded_headers(&mut parts.headers, conn, original_host);
+    if websocket {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        parts
+            .headers
+            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    }
+    for (name, value) in to.identity {
+        parts.headers.append(name, value);
+    }
+    parts.uri = uri;
+    parts.version = http::Version::HTTP_11;
+    let upstream_req = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
+
+    let settings = &gw.settings().proxy;
+    let mut res = match tokio::time::timeout(
+        settings.timeout,
+        gw.upstream_client().request(upstream_req),
+    )
+    .await
+    {
+        Ok(Ok(res)) => res,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, upstream = %to.upstream.authority, "upstream unreachable");
+            return page(StatusCode::BAD_GATEWAY, "Bad gateway", "The back end could not be reached. Your session is still valid; try again in a moment.");
+        }
+        Err(_) => {
+            tracing::warn!(upstream = %to.upstream.authority, "upstream timed out");
+            return page(StatusCode::GATEWAY_TIMEOUT, "Gateway timeout", "The back end did not answer in time. Your session is still valid; try again in a moment.");
+        }
+    };
+
+    if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) = (client_upgrade, res.status())
+    {
+        let upstream_upgrade = hyper::upgrade::on(&mut res);
+        let registration = gw.sockets().register(to.session.0, to.session.1);
+        tokio::spawn(async move {
+            let (client, upstream) = match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                Ok(both) => both,
+                Err(e) => {
+                    tracing::debug!(error = %e, "websocket upgrade failed");
+                    return;
+                }
+            };
+            let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+            tokio::select! {
+                r = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
+                    tracing::debug!(result = ?r.map(|_| ()), "websocket closed");
+                }
+                () = registration.closed.cancelled() => {
+                    tracing::debug!("websocket closed: the session logged out");
+                }
+            }
+        });
+        let (parts, _) = res.into_parts();
+        return Response::from_parts(parts, crate::http::empty());
+    }
+
+    let (mut parts, body) = res.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, body.map_err(Into::into).boxed())
+}
+
+fn is_websocket(headers: &HeaderMap) -> bool {
+    let has = |name: HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    has(header::UPGRADE, "websocket") && has(header::CONNECTION, "upgrade")
+}
+
+/// Removes hop-by-hop headers (and any the `Connection` header names) and every
+/// client-supplied identity header.
+fn strip(headers: &mut HeaderMap, also: Option<&HeaderName>) {
+    strip_hop_by_hop(headers);
+    for name in IDENTITY_HEADERS {
+        headers.remove(*name);
+    }
+    if let Some(name) = also {
+        headers.remove(name);
+    }
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+fn forwarded_headers(headers: &mut HeaderMap, conn: &Conn, host: Option<HeaderValue>) {
+    let peer = conn.peer.ip().to_string();
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prior) => format!("{prior}, {peer}"),
+        None => peer,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    let proto = if conn.secure { "https" } else { "http" };
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+    match host {
+        Some(h) => {
+            headers.insert("x-forwarded-host", h);
+        }
+        None => {
+            headers.remove("x-forwarded-host");
+        }
+    }
+}
+
+/// A header value from user data: as UTF-8 bytes when valid, percent-encoded otherwise
+/// (a control character must never split a header).
+pub(crate) fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_bytes(s.as_bytes()).unwrap_or_else(|_| {
+        let encoded = crate::redirect::location_safe(s);
+        HeaderValue::from_str(&encoded).unwrap_or_else(|_| HeaderValue::from_static(""))
+    })
+}
+
+fn page(status: StatusCode, title: &str, text: &str) -> Response<Body> {
+    respond(
+        status,
+        HTML,
+        format!("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body><h1>{title}</h1><p>{text}</p></body></html>"),
+    )
+}

@@ -1,0 +1,84 @@
+//! The headers that tell a back end who the user is (Qlik's "injected request headers").
+
+use http::header::{HeaderName, HeaderValue};
+use ticket_core::{Identity, Session};
+
+use crate::config::VirtualProxy;
+use crate::http::percent_encode_lower;
+use crate::proxy::header_value;
+
+/// `X-Qlik-User: UserDirectory=<url-encoded>; UserId=<url-encoded>`
+pub fn user_header(user_directory: &str, user_id: &str) -> String {
+    format!(
+        "UserDirectory={}; UserId={}",
+        percent_encode_lower(user_directory),
+        percent_encode_lower(user_id)
+    )
+}
+
+/// `X-Qlik-Security: SecureRequest=true; Context=AppAccess; k=v; k2=;` — attributes in
+/// order, repeats kept, empty values as `k=;`, each item closed by `;` as Qlik documents.
+/// Values pass through as given (Qlik documents no escaping).
+pub fn security_header(attributes: &[(String, String)]) -> String {
+    let mut out = String::from("SecureRequest=true; Context=AppAccess;");
+    for (k, v) in attributes {
+        out.push_str(&format!(" {k}={v};"));
+    }
+    out
+}
+
+/// Every identity header a Qlik Sense session sends to its back end.
+pub fn headers(vp: &VirtualProxy, session: &Session) -> Vec<(HeaderName, HeaderValue)> {
+    let Identity::Qps {
+        user_directory,
+        user_id,
+        attributes,
+    } = &session.identity
+    else {
+        return Vec::new();
+    };
+    vec![
+        (
+            HeaderName::from_static("x-qlik-user"),
+            header_value(&user_header(user_directory, user_id)),
+        ),
+        (
+            HeaderName::from_static("x-qlik-security"),
+            header_value(&security_header(attributes)),
+        ),
+        (
+            HeaderName::from_static("x-qlik-proxysession"),
+            header_value(&session.id),
+        ),
+        (
+            HeaderName::from_static("x-qlik-virtual-proxy-prefix"),
+            header_value(&vp.prefix),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_formats() {
+        assert_eq!(
+            user_header("ACME", "j doe/ä"),
+            "UserDirectory=ACME; UserId=j%20doe%2f%c3%a4"
+        );
+        let attrs = vec![
+            ("Group".to_owned(), "Sales".to_owned()),
+            ("Group".to_owned(), "EU".to_owned()),
+            ("email".to_owned(), String::new()),
+        ];
+        assert_eq!(
+            security_header(&attrs),
+            "SecureRequest=true; Context=AppAccess; Group=Sales; Group=EU; email=;"
+        );
+        assert_eq!(
+            security_header(&[]),
+            "SecureRequest=true; Context=AppAccess;"
+        );
+    }
+}
