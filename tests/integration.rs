@@ -2,6 +2,8 @@
 //! paused clock for everything that depends on time.
 
 mod gateway_proxy;
+mod limits;
+mod multinode;
 mod qlikview;
 mod qps_frontend;
 mod qps_lifetimes;
@@ -9,3 +11,4 @@ mod qps_ticket_api;
 mod races;
 mod session_api;
 mod store_contract;
+mod tls;

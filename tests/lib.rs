@@ -31,32 +31,7 @@ impl TestGateway {
     /// Starts a gateway whose `[frontend]` and `[api]` listen on ephemeral ports and whose
     /// public URLs point at them; `extra` is appended to the configuration.
     pub async fn start(extra: &str) -> TestGateway {
-        let frontend = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind frontend");
-        let api = TcpListener::bind("127.0.0.1:0").await.expect("bind api");
-        let (f, a) = (frontend.local_addr().unwrap(), api.local_addr().unwrap());
-        let settings = Settings::from_toml(&format!(
-            "[frontend]\nlisten = \"{f}\"\npublic_url = \"http://{f}\"\n\
-             [api]\nlisten = \"{a}\"\npublic_url = \"http://{a}\"\n{extra}"
-        ))
-        .expect("test configuration is valid");
-        let gateway = Gateway::new(settings, Arc::new(MemoryStore::new()));
-        let (tx, rx) = oneshot::channel::<()>();
-        let join = tokio::spawn(ticket_gateway::run(
-            Listeners { frontend, api },
-            gateway.clone(),
-            async move {
-                let _ = rx.await;
-            },
-        ));
-        TestGateway {
-            frontend: f,
-            api: a,
-            gateway,
-            shutdown: Some(tx),
-            join: Some(join),
-        }
+        TestGateway::start_with_store(extra, Arc::new(MemoryStore::new())).await
     }
 
     /// Stops accepting and waits for the server to drain.
@@ -76,6 +51,47 @@ impl Drop for TestGateway {
             let _ = tx.send(());
         }
     }
+}
+
+/// The configuration of a test gateway: `[frontend]` and `[api]` on the given ports with
+/// public URLs pointing at them, plus `extra`. Keys `extra` gives for `[frontend]` or
+/// `[api]` are merged into those tables.
+pub fn test_config(frontend: SocketAddr, api: SocketAddr, extra: &str) -> String {
+    let (mut f, mut a, mut rest) = (String::new(), String::new(), String::new());
+    let mut section = "";
+    for line in extra.lines() {
+        match line.trim() {
+            "[frontend]" => section = "frontend",
+            "[api]" => section = "api",
+            t if t.starts_with('[') => {
+                section = "";
+                rest.push_str(line);
+                rest.push('\n');
+            }
+            _ => {
+                let to = match section {
+                    "frontend" => &mut f,
+                    "api" => &mut a,
+                    _ => &mut rest,
+                };
+                to.push_str(line);
+                to.push('\n');
+            }
+        }
+    }
+    let scheme = |keys: &str| {
+        if keys.contains("tls_cert") {
+            "https"
+        } else {
+            "http"
+        }
+    };
+    format!(
+        "[frontend]\nlisten = \"{frontend}\"\npublic_url = \"{}://{frontend}\"\n{f}\
+         [api]\nlisten = \"{api}\"\npublic_url = \"{}://{api}\"\n{a}{rest}",
+        scheme(&f),
+        scheme(&a)
+    )
 }
 
 /// A response as read off the wire.
@@ -248,6 +264,7 @@ pub async fn call(
         side,
         peer: "127.0.0.1:50000".parse().unwrap(),
         secure: false,
+        client_auth: ticket_gateway::tls::ClientAuth::NotRequired,
     };
     let res = gateway.handle(req, &conn).await;
     let (parts, body) = res.into_parts();
@@ -361,3 +378,56 @@ pub async fn replay_fixtures(addr: SocketAddr, dir: &str, at_least: usize) -> Ve
 }
 pub mod redis_server;
 pub mod upstream;
+
+/// A [`RedisStore`](ticket_core::RedisStore) on `server` under `key_prefix`, each operation
+/// bounded by `op_timeout`. Each call opens its own connection, as each gateway node does;
+/// nodes given the same prefix share their tickets and sessions.
+///
+/// # Panics
+/// When the server does not answer.
+pub async fn redis_store(
+    server: &redis_server::RedisServer,
+    key_prefix: &str,
+    op_timeout: std::time::Duration,
+) -> Arc<dyn ticket_core::Store> {
+    let cfg = ticket_core::RedisConfig {
+        url: server.url(),
+        key_prefix: key_prefix.to_owned(),
+        op_timeout,
+    };
+    Arc::new(
+        ticket_core::RedisStore::connect(cfg)
+            .await
+            .expect("connect to the test redis-server"),
+    )
+}
+
+impl TestGateway {
+    /// Like [`start`](Self::start), on `store`: several gateways given stores over one
+    /// Redis server behave as the nodes of one deployment.
+    pub async fn start_with_store(extra: &str, store: Arc<dyn ticket_core::Store>) -> TestGateway {
+        let frontend = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind frontend");
+        let api = TcpListener::bind("127.0.0.1:0").await.expect("bind api");
+        let (f, a) = (frontend.local_addr().unwrap(), api.local_addr().unwrap());
+        let settings =
+            Settings::from_toml(&test_config(f, a, extra)).expect("test configuration is valid");
+        let gateway = Gateway::new(settings, store);
+        let (tx, rx) = oneshot::channel::<()>();
+        let join = tokio::spawn(ticket_gateway::run(
+            Listeners { frontend, api },
+            gateway.clone(),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        TestGateway {
+            frontend: f,
+            api: a,
+            gateway,
+            shutdown: Some(tx),
+            join: Some(join),
+        }
+    }
+}

@@ -25,11 +25,49 @@ pub struct Args {
     /// Log line format.
     #[arg(long, value_enum, default_value = "human")]
     pub log_format: LogFormat,
+    /// A tool to run instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Tools besides serving.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Write a development root CA, a server certificate and a `QlikClient` client
+    /// certificate, under the names a Qlik Sense site exports.
+    Certs {
+        /// Directory to write `root.pem`, `server.pem`, `server_key.pem`, `client.pem` and
+        /// `client_key.pem` into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Host names and addresses the server certificate must cover, comma-separated.
+        #[arg(long, value_name = "HOSTS", value_delimiter = ',', required = true)]
+        hosts: Vec<String>,
+    },
 }
 
 /// Runs the binary: parse arguments, load configuration, bind, serve until SIGINT/SIGTERM.
 pub fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::Certs { out, hosts }) = &args.command {
+        let hosts: Vec<String> = hosts
+            .iter()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .collect();
+        return match crate::certs::generate(out, &hosts) {
+            Ok(files) => {
+                for f in files {
+                    println!("wrote {f}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ticket-gateway certs: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     telemetry::init(args.log_format);
     let settings = match &args.config {
         Some(path) => Settings::load(path),

@@ -54,6 +54,14 @@ pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_KEY_PREFIX: &str = "ticket-gateway:";
 /// Default bound on one store operation.
 pub const DEFAULT_STORE_TIMEOUT_MS: u64 = 2000;
+/// Default limit on a request head, as on a Qlik Sense proxy (`maxHeaderSizeBytes`).
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Default limit on header lines, as on a Qlik Sense proxy (`maxHeaderLines`).
+pub const DEFAULT_MAX_HEADERS: usize = 100;
+/// Default keep-alive idle timeout, as on a Qlik Sense proxy (`keepAliveTimeoutSeconds`).
+pub const DEFAULT_IDLE_TIMEOUT_SECONDS: u64 = 10;
+/// Default cap on open connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Default time in-flight requests get to finish on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 10;
 
@@ -171,6 +179,11 @@ struct TrustedAccountFile {
 struct ListenerFile {
     listen: Option<String>,
     public_url: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    client_ca: Option<String>,
+    client_auth: Option<String>,
+    allowed_redirect_hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -190,6 +203,8 @@ struct VirtualProxyFile {
     upstream: Option<String>,
     max_sessions_per_user: Option<usize>,
     session_limit_policy: Option<String>,
+    session_cookie_same_site: Option<String>,
+    session_cookie_domain: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -203,6 +218,10 @@ struct DemoFile {
 struct LimitsFile {
     max_body_bytes: Option<usize>,
     header_read_timeout_seconds: Option<u64>,
+    max_header_bytes: Option<usize>,
+    max_headers: Option<usize>,
+    idle_timeout_seconds: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -307,6 +326,10 @@ pub struct Endpoint {
     pub listen: SocketAddr,
     /// Public base URL without a trailing slash, e.g. `http://localhost:8080`.
     pub public_url: String,
+    /// TLS, when `tls_cert` and `tls_key` are set.
+    pub tls: Option<crate::tls::Tls>,
+    /// Hosts redirects may name besides the gateway's own (front end only).
+    pub allowed_redirect_hosts: Vec<String>,
 }
 
 /// Limits applied to every request.
@@ -316,6 +339,14 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Time a client has to send its request headers.
     pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers); `431` beyond.
+    pub max_header_bytes: usize,
+    /// Most header lines in a request; `431` beyond.
+    pub max_headers: usize,
+    /// A keep-alive connection with no traffic for this long is closed.
+    pub idle_timeout: Duration,
+    /// Most connections open at once over both listeners; more are closed at accept.
+    pub max_connections: usize,
 }
 
 /// One Qlik Sense virtual proxy.
@@ -335,6 +366,8 @@ pub struct VirtualProxy {
     pub upstream: Option<Upstream>,
     /// How many live sessions one user may hold here, and what happens past that.
     pub session_limit: SessionLimit,
+    /// Extra session cookie attributes: `; SameSite=…` and `; Domain=…`, in that order.
+    pub session_cookie_attributes: String,
 }
 
 /// A back end: scheme and authority, e.g. `http://127.0.0.1:9000`.
@@ -442,8 +475,9 @@ fn validate(file: File, base: &Path) -> Result<Settings, ConfigError> {
         &file.frontend,
         DEFAULT_FRONTEND_LISTEN,
         DEFAULT_FRONTEND_URL,
+        base,
     )?;
-    let api = endpoint("api", &file.api, DEFAULT_API_LISTEN, DEFAULT_API_URL)?;
+    let api = endpoint("api", &file.api, DEFAULT_API_LISTEN, DEFAULT_API_URL, base)?;
     if frontend.listen == api.listen && frontend.listen.port() != 0 {
         return Err(ConfigError::new(
             "api.listen",
@@ -534,7 +568,42 @@ fn validate(file: File, base: &Path) -> Result<Settings, ConfigError> {
                 ))
             }
         };
+        let mut cookie_attributes = String::new();
+        match vp
+            .session_cookie_same_site
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("") => {}
+            Some("none") => cookie_attributes.push_str("; SameSite=None"),
+            Some("lax") => cookie_attributes.push_str("; SameSite=Lax"),
+            Some("strict") => cookie_attributes.push_str("; SameSite=Strict"),
+            Some(other) => {
+                return Err(ConfigError::new(
+                    at("session_cookie_same_site"),
+                    format!("{other:?} is not \"none\", \"lax\" or \"strict\""),
+                ))
+            }
+        }
+        if let Some(domain) = vp
+            .session_cookie_domain
+            .as_deref()
+            .filter(|d| !d.is_empty())
+        {
+            let ok = domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+            if !ok {
+                return Err(ConfigError::new(
+                    at("session_cookie_domain"),
+                    format!("{domain:?} is not a domain"),
+                ));
+            }
+            cookie_attributes.push_str(&format!("; Domain={domain}"));
+        }
         vps.push(VirtualProxy {
+            session_cookie_attributes: cookie_attributes,
             realm: ticket_core::model::qps_realm(&prefix),
             prefix,
             session_cookie_name: cookie,
@@ -569,6 +638,7 @@ fn validate(file: File, base: &Path) -> Result<Settings, ConfigError> {
             auth_module_redirect_uri: demo_login,
             session_inactivity_timeout: Duration::from_secs(DEFAULT_INACTIVITY_MINUTES * 60),
             upstream: None,
+            session_cookie_attributes: String::new(),
             session_limit: SessionLimit {
                 max: DEFAULT_MAX_SESSIONS_PER_USER,
                 evict_oldest: false,
@@ -591,6 +661,36 @@ fn validate(file: File, base: &Path) -> Result<Settings, ConfigError> {
             .header_read_timeout_seconds
             .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT_SECONDS),
     )?;
+    let max_header_bytes = file
+        .limits
+        .max_header_bytes
+        .unwrap_or(DEFAULT_MAX_HEADER_BYTES);
+    if max_header_bytes < 8192 {
+        return Err(ConfigError::new(
+            "limits.max_header_bytes",
+            "must be at least 8192",
+        ));
+    }
+    let max_headers = file.limits.max_headers.unwrap_or(DEFAULT_MAX_HEADERS);
+    if max_headers == 0 {
+        return Err(ConfigError::new("limits.max_headers", "must be at least 1"));
+    }
+    let idle_timeout = positive(
+        "limits.idle_timeout_seconds",
+        file.limits
+            .idle_timeout_seconds
+            .unwrap_or(DEFAULT_IDLE_TIMEOUT_SECONDS),
+    )?;
+    let max_connections = file
+        .limits
+        .max_connections
+        .unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    if max_connections == 0 {
+        return Err(ConfigError::new(
+            "limits.max_connections",
+            "must be at least 1",
+        ));
+    }
     let shutdown_grace = Duration::from_secs(
         file.shutdown
             .grace_seconds
@@ -664,6 +764,10 @@ fn validate(file: File, base: &Path) -> Result<Settings, ConfigError> {
         limits: Limits {
             max_body_bytes,
             header_read_timeout,
+            max_header_bytes,
+            max_headers,
+            idle_timeout,
+            max_connections,
         },
         shutdown_grace,
     })
@@ -823,6 +927,7 @@ fn endpoint(
     file: &ListenerFile,
     listen: &str,
     url: &str,
+    base: &Path,
 ) -> Result<Endpoint, ConfigError> {
     let raw = file.listen.as_deref().unwrap_or(listen);
     let listen: SocketAddr = raw.parse().map_err(|_| {
@@ -839,9 +944,64 @@ fn endpoint(
             format!("{raw:?} must be a scheme and host only, like \"https://qs.example.com\""),
         ));
     }
+    let key = |k: &str| format!("{table}.{k}");
+    let tls = match (&file.tls_cert, &file.tls_key) {
+        (None, None) => None,
+        (Some(cert), Some(key_file)) => {
+            let mode = match file.client_auth.as_deref() {
+                None | Some("required") => crate::tls::ClientAuthMode::Required,
+                Some("optional-403") => crate::tls::ClientAuthMode::Optional403,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        key("client_auth"),
+                        format!("{other:?} is neither \"required\" nor \"optional-403\""),
+                    ))
+                }
+            };
+            let ca = file.client_ca.as_ref().map(|c| (base.join(c), mode));
+            let loaded = crate::tls::load(
+                &base.join(cert),
+                &base.join(key_file),
+                ca.as_ref().map(|(p, m)| (p.as_path(), *m)),
+            )
+            .map_err(|(k, m)| ConfigError::new(key(k), m))?;
+            Some(loaded)
+        }
+        (Some(_), None) => return Err(ConfigError::new(key("tls_key"), "tls_cert needs tls_key")),
+        (None, Some(_)) => return Err(ConfigError::new(key("tls_cert"), "tls_key needs tls_cert")),
+    };
+    if table == "frontend" && (file.client_ca.is_some() || file.client_auth.is_some()) {
+        return Err(ConfigError::new(
+            key(if file.client_ca.is_some() {
+                "client_ca"
+            } else {
+                "client_auth"
+            }),
+            "only the api listener verifies client certificates",
+        ));
+    }
+    if tls.is_none() && (file.client_ca.is_some() || file.client_auth.is_some()) {
+        return Err(ConfigError::new(
+            key("client_ca"),
+            "client certificates need tls_cert and tls_key",
+        ));
+    }
+    if table == "api" && file.allowed_redirect_hosts.is_some() {
+        return Err(ConfigError::new(
+            key("allowed_redirect_hosts"),
+            "only the frontend redirects browsers",
+        ));
+    }
     Ok(Endpoint {
         listen,
         public_url: raw.trim_end_matches('/').to_owned(),
+        tls,
+        allowed_redirect_hosts: file
+            .allowed_redirect_hosts
+            .iter()
+            .flatten()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .collect(),
     })
 }
 

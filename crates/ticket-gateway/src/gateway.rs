@@ -25,6 +25,8 @@ pub struct Conn {
     pub peer: SocketAddr,
     /// Whether it is TLS.
     pub secure: bool,
+    /// What the TLS handshake established about the client's certificate.
+    pub client_auth: crate::tls::ClientAuth,
 }
 
 /// The gateway: cheap to clone, shared by every connection.
@@ -125,6 +127,9 @@ impl Gateway {
         B::Error: Into<BoxError>,
     {
         let settings = self.settings();
+        if conn.client_auth == crate::tls::ClientAuth::Failed {
+            return ApiError::ClientCertificate.into_response();
+        }
         match router::route(settings, conn.side, req.method(), req.uri().path()) {
             Route::AddTicket(vp) => qps::api::add_ticket(self, req, vp, conn).await,
             Route::Session(vp, op) => qps::session_api::handle(self, req, vp, op, conn).await,

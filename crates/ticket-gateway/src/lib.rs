@@ -18,6 +18,7 @@
 //! speaks HTTP.
 
 pub mod audit;
+pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod demo;
@@ -33,6 +34,7 @@ pub mod router;
 pub mod server;
 pub mod sockets;
 pub mod telemetry;
+pub mod tls;
 
 pub use config::Settings;
 pub use gateway::{Conn, Gateway};

@@ -1,19 +1,34 @@
-//! The accept loop: both listeners, one hyper-util connection builder, graceful shutdown.
+//! The accept loop: both listeners, TLS where configured, one hyper-util connection
+//! builder, bounded resources, graceful shutdown.
+//!
+//! Every connection is bounded: a cap on how many are open (`max_connections`), a time for
+//! the TLS handshake and for request headers (`header_read_timeout`, against slowloris),
+//! a limit on head size and header lines (`431` beyond), and an idle timeout that closes
+//! keep-alive connections with no request in flight and no bytes moving.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpStream};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
+use crate::config::Settings;
 use crate::gateway::{Conn, Gateway};
 use crate::router::Side;
+use crate::tls::{self, ClientAuth};
 
 /// The two bound listeners. Binding happens outside, so tests bind `127.0.0.1:0` and read
 /// the port back.
@@ -27,7 +42,7 @@ pub struct Listeners {
 
 impl Listeners {
     /// Binds both addresses of the settings.
-    pub async fn bind(settings: &crate::config::Settings) -> std::io::Result<Listeners> {
+    pub async fn bind(settings: &Settings) -> io::Result<Listeners> {
         Ok(Listeners {
             frontend: TcpListener::bind(settings.frontend.listen).await?,
             api: TcpListener::bind(settings.api.listen).await?,
@@ -39,17 +54,25 @@ impl Listeners {
 /// gives in-flight requests the configured grace period to finish.
 pub async fn run(listeners: Listeners, gateway: Gateway, shutdown: impl Future<Output = ()>) {
     let settings = gateway.settings().clone();
+    let limits = settings.limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(settings.limits.header_read_timeout)
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes)
+        .max_headers(limits.max_headers)
         // One write per response: some clients read only the first chunk they receive.
         .writev(false)
         // `Content-Type`, not `content-type`: what the Windows servers being replaced send.
         .title_case_headers(true)
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    let builder = Arc::new(builder);
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
 
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -59,14 +82,52 @@ pub async fn run(listeners: Listeners, gateway: Gateway, shutdown: impl Future<O
             a = listeners.api.accept() => (a, Side::Api),
             () = &mut shutdown => break,
         };
-        match accepted {
-            Ok((stream, peer)) => serve(&builder, &graceful, &gateway, stream, peer, side),
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
-        }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, max = limits.max_connections, "connection refused: too many open connections");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let tls = match side {
+            Side::Frontend => settings.frontend.tls.clone(),
+            Side::Api => settings.api.tls.clone(),
+        };
+        let (builder, watcher, gateway) = (builder.clone(), graceful.watcher(), gateway.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let Some(tls) = tls else {
+                let conn = Conn {
+                    side,
+                    peer,
+                    secure: false,
+                    client_auth: ClientAuth::NotRequired,
+                };
+                return serve(&builder, watcher, gateway, stream, conn).await;
+            };
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
+            match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    let conn = Conn {
+                        side,
+                        peer,
+                        secure: true,
+                        client_auth: tls::client_auth(&tls, stream.get_ref().1),
+                    };
+                    serve(&builder, watcher, gateway, stream, conn).await;
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        });
     }
     drop(listeners);
     tracing::info!("shutting down: no new connections; draining in-flight requests");
@@ -78,33 +139,175 @@ pub async fn run(listeners: Listeners, gateway: Gateway, shutdown: impl Future<O
     }
 }
 
-fn serve(
+/// Serves one connection until it ends, is idle too long, or shutdown drains it.
+async fn serve<I>(
     builder: &auto::Builder<TokioExecutor>,
-    graceful: &GracefulShutdown,
-    gateway: &Gateway,
-    stream: TcpStream,
-    peer: SocketAddr,
-    side: Side,
-) {
-    let _ = stream.set_nodelay(true);
-    let conn = Conn {
-        side,
-        peer,
-        secure: false,
+    watcher: Watcher,
+    gateway: Gateway,
+    io: I,
+    conn: Conn,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let idle = gateway.settings().limits.idle_timeout;
+    let peer = conn.peer;
+    let activity = Arc::new(Activity::new());
+    let io = Tracked {
+        inner: io,
+        activity: activity.clone(),
     };
-    let gateway = gateway.clone();
+    let in_service = activity.clone();
     let service = service_fn(move |req: hyper::Request<Incoming>| {
-        let gateway = gateway.clone();
-        let conn = conn.clone();
-        async move { Ok::<_, Infallible>(gateway.handle(req, &conn).await) }
-    });
-    let connection = builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-        .into_owned();
-    let connection = graceful.watch(connection);
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, %peer, "connection ended with an error");
+        let (gateway, conn, activity) = (gateway.clone(), conn.clone(), in_service.clone());
+        async move {
+            let _busy = activity.busy();
+            Ok::<_, Infallible>(gateway.handle(req, &conn).await)
         }
     });
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .into_owned();
+    let connection = watcher.watch(connection);
+    tokio::pin!(connection);
+    loop {
+        tokio::select! {
+            result = &mut connection => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, %peer, "connection ended with an error");
+                }
+                return;
+            }
+            () = tokio::time::sleep_until(activity.idle_deadline(idle)) => {
+                if activity.is_idle(idle) {
+                    tracing::debug!(%peer, "closing an idle connection");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// When a connection last moved bytes, and how many of its requests are in flight.
+#[derive(Debug)]
+struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle_deadline(&self, idle: Duration) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + idle
+    }
+
+    fn is_idle(&self, idle: Duration) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0 && Instant::now() >= self.idle_deadline(idle)
+    }
+
+    fn busy(self: &Arc<Self>) -> Busy {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Busy(self.clone())
+    }
+}
+
+/// A request in flight; dropping it marks the request done.
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
+/// An IO that records when bytes last moved.
+struct Tracked<I> {
+    inner: I,
+    activity: Arc<Activity>,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Tracked<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) {
+            self.activity.touch();
+        }
+        result
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Ok(_))) {
+            self.activity.touch();
+        }
+        result
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(_))) {
+            self.activity.touch();
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_is_idle_only_without_requests_or_traffic() {
+        let a = Arc::new(Activity::new());
+        let idle = Duration::from_secs(10);
+        assert!(!a.is_idle(idle));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!(a.is_idle(idle));
+        let busy = a.busy();
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(!a.is_idle(idle), "a slow request in flight is not idleness");
+        drop(busy);
+        assert!(!a.is_idle(idle));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!(a.is_idle(idle));
+    }
 }

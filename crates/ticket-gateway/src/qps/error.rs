@@ -14,6 +14,8 @@ pub const XSRF_BODY: &str = "XSRF prevention check failed. Possible XSRF discove
 pub enum ApiError {
     /// Missing, malformed or mismatched Xrfkey: `403`.
     Xsrf,
+    /// `client_auth = "optional-403"` and no valid client certificate: `403`.
+    ClientCertificate,
     /// The body or a field is wrong: `400` with a short reason.
     BadRequest(String),
     /// No virtual proxy with this prefix: `404`.
@@ -55,6 +57,10 @@ impl ApiError {
     pub fn into_response(self) -> Response<Body> {
         let (status, body) = match self {
             ApiError::Xsrf => (StatusCode::FORBIDDEN, XSRF_BODY.to_owned()),
+            ApiError::ClientCertificate => (
+                StatusCode::FORBIDDEN,
+                "A client certificate issued by the trusted CA is required.".to_owned(),
+            ),
             ApiError::BadRequest(reason) => (StatusCode::BAD_REQUEST, reason),
             ApiError::UnknownVirtualProxy(prefix) => (
                 StatusCode::NOT_FOUND,

@@ -211,7 +211,11 @@ pub(crate) fn cookie_name(vp: &VirtualProxy, conn: &Conn) -> String {
 /// `<name>[-HTTP]=<id>; Path=/; HttpOnly[; Secure]`.
 fn set_session_cookie(res: &mut Response<Body>, vp: &VirtualProxy, conn: &Conn, id: &str) {
     let secure = if conn.secure { "; Secure" } else { "" };
-    let cookie = format!("{}={id}; Path=/; HttpOnly{secure}", cookie_name(vp, conn));
+    let cookie = format!(
+        "{}={id}; Path=/; HttpOnly{secure}{}",
+        cookie_name(vp, conn),
+        vp.session_cookie_attributes
+    );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().append(SET_COOKIE, v);
     }

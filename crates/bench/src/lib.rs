@@ -1,0 +1,73 @@
+//! The benchmark of issue 7: a closed-loop HTTP/1.1 load generator, the workloads, the
+//! processes under test and the report. `src/main.rs` is the command line over it and
+//! `src/bin/hello.rs` the ceiling; `scripts/bench` runs it all.
+
+pub mod http1;
+pub mod load;
+pub mod memory;
+pub mod procs;
+pub mod report;
+pub mod run;
+pub mod workload;
+
+use std::path::PathBuf;
+
+use crate::procs::Launcher;
+
+/// Options every mode shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    /// Measured seconds per run.
+    #[arg(long, env = "BENCH_SECONDS", default_value_t = 10)]
+    pub seconds: u64,
+    /// Warm-up seconds before measuring.
+    #[arg(long, env = "BENCH_WARMUP_SECONDS", default_value_t = 3)]
+    pub warmup: u64,
+    /// Concurrent keep-alive connections.
+    #[arg(long, env = "BENCH_CONNECTIONS", default_value_t = 64)]
+    pub connections: usize,
+    /// CPUs the servers are pinned to (`taskset -c`); empty: not pinned.
+    #[arg(long, env = "BENCH_SERVER_CPUS", default_value = "0")]
+    pub server_cpus: String,
+    /// `RUST_LOG` of the gateway. Its default logs the audit trail, as deployed; the log
+    /// is read and dropped by this process.
+    #[arg(long, env = "BENCH_RUST_LOG", default_value = "info")]
+    pub rust_log: String,
+    /// Where results and temporary configurations go (default: `target/bench`).
+    #[arg(long, env = "BENCH_OUT")]
+    pub out: Option<PathBuf>,
+}
+
+impl Common {
+    /// The output directory.
+    pub fn out_dir(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(run::default_out_dir)
+    }
+
+    /// Finds the release binaries beside this one.
+    pub fn launcher(&self) -> Result<Launcher, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let dir = exe.parent().ok_or("no binary directory")?;
+        let work_dir = self.out_dir();
+        std::fs::create_dir_all(&work_dir).map_err(|e| format!("{}: {e}", work_dir.display()))?;
+        let launcher = Launcher {
+            gateway: dir.join("ticket-gateway"),
+            hello: dir.join("hello"),
+            server_cpus: (!self.server_cpus.is_empty()).then(|| self.server_cpus.clone()),
+            rust_log: self.rust_log.clone(),
+            work_dir,
+        };
+        for bin in [&launcher.gateway, &launcher.hello] {
+            if !bin.exists() {
+                return Err(format!(
+                    "{} is missing: cargo build --release -p ticket-gateway -p gateway-bench",
+                    bin.display()
+                ));
+            }
+        }
+        if launcher.server_cpus.is_some() && !procs::on_path("taskset") {
+            return Err("taskset is missing (util-linux); or set BENCH_SERVER_CPUS=".into());
+        }
+        Ok(launcher)
+    }
+}

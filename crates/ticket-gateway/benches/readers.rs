@@ -1,0 +1,62 @@
+//! Micro-benchmarks of the readers every request goes through: the lenient JSON of the
+//! QPS API, the GetWebTicket XML, cookies and query strings.
+//!
+//! `cargo bench -p ticket-gateway`. They show how much of a request's cost in
+//! `scripts/bench` is parsing, and catch a reader that turns slow.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use http::header::{HeaderMap, HeaderValue, COOKIE};
+use ticket_gateway::http::{cookies, query_param};
+use ticket_gateway::qlikview::{authenticate, xml};
+use ticket_gateway::qps::{json, wire::TicketRequest};
+
+const TICKET_JSON: &[u8] =
+    br#"{"UserDirectory":"ACME","UserId":"jdoe","Attributes":[{"Group":"Sales"}]}"#;
+/// What .NET-minded clients send: other casing, single quotes, a comment, a trailing comma.
+const LENIENT_JSON: &[u8] = br#"{ 'userDirectory': 'ACME', /* who */ 'USERID': 'jdoe',
+    'Attributes': [ { 'Group': 'Sales' }, { 'Group': 'Finance' }, ], 'TargetId': '', }"#;
+const WEBTICKET_XML: &[u8] = br#"<Global method="GetWebTicket"><UserId>ACME\jdoe</UserId><GroupList><string>Sales</string><string>Finance</string></GroupList><GroupsIsNames>true</GroupsIsNames></Global>"#;
+const AUTHENTICATE_QUERY: &str = "type=html&try=/QvAJAXZfc/opendoc.htm?document=Sales.qvw&select=LB01,2024&back=/LoginPage.htm&webticket=C04C43FAB7E674520B65E8B095D0E313C1B40D80";
+const REDEEM_QUERY: &str = "document=Sales.qvw&qlikTicket=cvXUkqtRnFkSYSHS&lang=en";
+
+fn qps_json(c: &mut Criterion) {
+    for (name, body) in [("strict", TICKET_JSON), ("lenient", LENIENT_JSON)] {
+        c.bench_function(&format!("qps json::parse + TicketRequest ({name})"), |b| {
+            b.iter(|| {
+                let v = json::parse(black_box(body)).expect("json");
+                black_box(TicketRequest::from_json(&v).expect("ticket request"))
+            })
+        });
+    }
+}
+
+fn qlikview_xml(c: &mut Criterion) {
+    c.bench_function("qlikview xml::parse", |b| {
+        b.iter(|| black_box(xml::parse(black_box(WEBTICKET_XML)).expect("xml")))
+    });
+}
+
+fn cookie_header(c: &mut Criterion) {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        COOKIE,
+        HeaderValue::from_static("_ga=GA1.1.123456789.1700000000; X-Qlik-Session-HTTP=4475971f-279a-41f7-a0a0-d6ee45ec2b06; theme=dark"),
+    );
+    c.bench_function("http::cookies", |b| {
+        b.iter(|| black_box(cookies(black_box(&headers), "X-Qlik-Session-HTTP").next()))
+    });
+}
+
+fn queries(c: &mut Criterion) {
+    c.bench_function("http::query_param qlikTicket", |b| {
+        b.iter(|| black_box(query_param(Some(black_box(REDEEM_QUERY)), "qlikticket")))
+    });
+    c.bench_function("authenticate::parse_query", |b| {
+        b.iter(|| black_box(authenticate::parse_query(black_box(AUTHENTICATE_QUERY))))
+    });
+}
+
+criterion_group!(benches, qps_json, qlikview_xml, cookie_header, queries);
+criterion_main!(benches);
