@@ -42,6 +42,12 @@ pub async fn run(opts: &Options, launcher: &Launcher) -> Result<Vec<String>, Str
         ticket_ttl_seconds: Some(3600),
         ..GatewayConfig::default()
     };
+    // The audit trail is one log line per ticket and no part of what a ticket weighs;
+    // without it a million tickets go in about twice as fast.
+    let launcher = &Launcher {
+        rust_log: format!("{},audit=off", launcher.rust_log),
+        ..launcher.clone()
+    };
     let path = launcher.write_config("gateway-memory-fill", &config)?;
     let n = opts.tickets;
     let mut lines = Vec::new();

@@ -17,6 +17,7 @@
 //! Every deadline is measured on tokio's clock, so tests drive expiry with
 //! `tokio::time::pause()` and `advance()` instead of sleeping.
 
+pub mod audit;
 pub mod id;
 pub mod model;
 pub mod store;

@@ -5,19 +5,11 @@
 //! instead, enough to follow one ticket from issue to redemption in the logs and useless
 //! for presenting it.
 
-use std::hash::{BuildHasher, RandomState};
-use std::sync::OnceLock;
-
 use ticket_core::Identity;
 
 use crate::gateway::Conn;
 
-/// A short, per-process keyed hash of a secret, for logs.
-pub fn fingerprint(secret: &str) -> String {
-    static KEY: OnceLock<RandomState> = OnceLock::new();
-    let h = KEY.get_or_init(RandomState::new).hash_one(secret);
-    format!("{:08x}", h >> 32)
-}
+pub use ticket_core::audit::fingerprint;
 
 fn user(identity: &Identity) -> (&str, &str) {
     match identity {

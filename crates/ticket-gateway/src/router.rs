@@ -162,6 +162,12 @@ fn is_personal_user(lower: &str, prefix: &str) -> bool {
     }
 }
 
+/// The route a request would take, as text: for fuzzing and diagnostics, so the route
+/// table can be exercised without exposing its types.
+pub fn describe(settings: &Settings, side: Side, method: &Method, path: &str) -> String {
+    format!("{:?}", route(settings, side, method, path))
+}
+
 /// The QlikView web server's paths (`lower` is the lowercased path).
 fn qlikview_route(method: &Method, lower: &str) -> Option<Route<'static>> {
     let is_get = matches!(*method, Method::GET | Method::HEAD);

@@ -121,13 +121,21 @@ impl<K: Hash + Eq, V> Sharded<K, V> {
 
 impl<K: Hash + Eq, V: Deadline> Sharded<K, V> {
     /// Removes expired entries, one shard at a time; returns how many went.
-    fn purge(&self, now: Instant) -> usize {
+    /// Removes expired entries, one shard at a time, calling `expired` for each; returns
+    /// how many went.
+    fn purge(&self, now: Instant, mut expired: impl FnMut(&K, &V)) -> usize {
         self.shards
             .iter()
             .map(|shard| {
                 let mut map = lock(shard);
                 let before = map.len();
-                map.retain(|_, v| v.expires() > now);
+                map.retain(|k, v| {
+                    let live = v.expires() > now;
+                    if !live {
+                        expired(k, v);
+                    }
+                    live
+                });
                 before - map.len()
             })
             .sum()
@@ -231,9 +239,13 @@ impl Default for MemoryStore {
 impl Maps {
     fn purge(&self, now: Instant) -> Purged {
         let purged = Purged {
-            tickets: self.tickets.purge(now),
-            targets: self.targets.purge(now),
-            sessions: self.sessions.purge(now),
+            tickets: self
+                .tickets
+                .purge(now, |id, t| crate::audit::ticket_expired(id, &t.value)),
+            targets: self.targets.purge(now, |_, _| {}),
+            sessions: self
+                .sessions
+                .purge(now, |_, e| crate::audit::session_timed_out(&e.session)),
         };
         for shard in self.users.shards.iter() {
             let mut users = lock(shard);
