@@ -68,7 +68,7 @@ pub fn main() -> ExitCode {
             }
         };
     }
-    telemetry::init(args.log_format);
+    let _log = telemetry::init(args.log_format);
     let settings = match &args.config {
         Some(path) => Settings::load(path),
         None => Ok(Settings::defaults()),

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::compact::{decode, encode, TicketKey};
 use super::{SessionLimit, Store, StoreError};
 use crate::model::{Session, Ticket};
 
@@ -36,7 +37,8 @@ pub struct MemoryStore {
 /// shard. Nothing takes them the other way round.
 #[derive(Debug, Default)]
 struct Maps {
-    tickets: Sharded<String, Expiring<Ticket>>,
+    /// Tickets in their compact form: an inline key and one allocation each.
+    tickets: Sharded<TicketKey, Expiring<Box<[u8]>>>,
     targets: Sharded<String, Expiring<String>>,
     sessions: Sharded<SessionKey, SessionEntry>,
     /// `(realm, user key)` → the user's session ids with their creation sequence. May name
@@ -239,9 +241,14 @@ impl Default for MemoryStore {
 impl Maps {
     fn purge(&self, now: Instant) -> Purged {
         let purged = Purged {
-            tickets: self
-                .tickets
-                .purge(now, |id, t| crate::audit::ticket_expired(id, &t.value)),
+            tickets: self.tickets.purge(now, |key, t| {
+                if let Some(ticket) = decode(&t.value) {
+                    crate::audit::ticket_expired(
+                        key.id().as_deref().unwrap_or("(long id)"),
+                        &ticket,
+                    );
+                }
+            }),
             targets: self.targets.purge(now, |_, _| {}),
             sessions: self
                 .sessions
@@ -277,12 +284,14 @@ impl Maps {
         user_key: &str,
         now: Instant,
     ) -> Vec<Session> {
-        let mut live = Vec::new();
-        entry.sessions.retain(|(_, id)| {
+        let mut live: Vec<Session> = Vec::new();
+        entry.sessions.retain(|(seq, id)| {
             let key = SessionKey::new(realm, id);
             let shard = self.sessions.shard(&key);
             match shard.get(&key) {
-                Some(e) if e.expires > now && e.session.user_key() == user_key => {
+                // The entry must be this very session (same creation sequence), not an
+                // older index entry of a reused id.
+                Some(e) if e.expires > now && e.seq == *seq && e.session.user_key() == user_key => {
                     live.push(e.session.clone());
                     true
                 }
@@ -320,17 +329,18 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         let now = Instant::now();
         let entry = Expiring {
-            value: ticket.clone(),
+            value: encode(ticket),
             expires: now + ttl,
         };
-        insert_new(&self.maps.tickets, id.to_owned(), entry, now)
+        insert_new(&self.maps.tickets, TicketKey::new(id), entry, now)
     }
 
     async fn take_ticket(&self, id: &str) -> Result<Option<Ticket>, StoreError> {
-        let removed = self.maps.tickets.shard(id).remove(id);
+        let key = TicketKey::new(id);
+        let removed = self.maps.tickets.shard(&key).remove(&key);
         Ok(removed
             .filter(|e| e.expires > Instant::now())
-            .map(|e| e.value))
+            .and_then(|e| decode(&e.value)))
     }
 
     async fn insert_target(&self, id: &str, uri: &str, ttl: Duration) -> Result<(), StoreError> {
@@ -389,7 +399,12 @@ impl Store for MemoryStore {
             seq,
         };
         insert_new(&maps.sessions, key, value, now)?;
-        entry.sessions.retain(|(_, id)| *id != session.id);
+        // With a limit the list is short (live sessions plus a few dead ones), so dropping a
+        // stale entry of a reused id is cheap; without one, readers skip duplicates instead,
+        // so a login never scans a user's whole history.
+        if limit.is_some() {
+            entry.sessions.retain(|(_, id)| *id != session.id);
+        }
         entry.sessions.push((seq, session.id.clone()));
         Ok(evicted)
     }

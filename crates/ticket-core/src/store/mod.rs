@@ -11,6 +11,7 @@
 //! Backends are used as `Arc<dyn Store>` because the backend is chosen from configuration
 //! at start-up.
 
+mod compact;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
