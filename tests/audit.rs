@@ -62,7 +62,7 @@ async fn every_ticket_and_session_event_is_audited_without_secrets() {
     let writer = log.clone();
     let subscriber = tracing_subscriber::fmt()
         .json()
-        .with_env_filter("audit=info,ticket_gateway=debug,ticket_core=debug")
+        .with_env_filter("audit=info,access=info,ticket_gateway=debug,ticket_core=debug")
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
@@ -162,6 +162,20 @@ async fn every_ticket_and_session_event_is_audited_without_secrets() {
         .find(|e| e["fields"]["event"] == "session_ended")
         .unwrap();
     assert_eq!(ended["fields"]["reason"], "inactivity timeout");
+
+    let access: Vec<&serde_json::Value> = all.iter().filter(|e| e["target"] == "access").collect();
+    assert_eq!(access.len(), 5, "one access event per request");
+    assert_eq!(access[0]["fields"]["route"], "qps_ticket");
+    assert_eq!(access[0]["fields"]["status"], 201);
+    assert_eq!(access[0]["fields"]["method"], "POST");
+    assert!(access[0]["fields"]["latency_us"].is_u64());
+
+    let access: Vec<&serde_json::Value> = all.iter().filter(|e| e["target"] == "access").collect();
+    assert_eq!(access.len(), 5, "one access event per request");
+    assert_eq!(access[0]["fields"]["route"], "qps_ticket");
+    assert_eq!(access[0]["fields"]["status"], 201);
+    assert_eq!(access[0]["fields"]["method"], "POST");
+    assert!(access[0]["fields"]["latency_us"].is_u64());
 
     let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
     for secret in [&redeemed, &expiring, &session_id] {

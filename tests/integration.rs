@@ -5,6 +5,7 @@ mod audit;
 mod gateway_proxy;
 mod limits;
 mod multinode;
+mod operations;
 mod qlikview;
 mod qps_frontend;
 mod qps_lifetimes;

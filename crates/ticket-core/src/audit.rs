@@ -32,6 +32,7 @@ pub fn user_of(identity: &Identity) -> (&'static str, &str, &str) {
 /// A ticket expired unredeemed.
 pub fn ticket_expired(id: &str, ticket: &Ticket) {
     let (dialect, dir, user) = user_of(&ticket.identity);
+    metrics::counter!("ticket_gateway_tickets_expired_total", "dialect" => dialect).increment(1);
     tracing::info!(target: "audit", event = "ticket_expired", dialect, realm = %ticket.realm,
         user_directory = dir, user_id = user, ticket = %fingerprint(id), outcome = "expired");
 }

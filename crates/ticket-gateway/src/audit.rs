@@ -23,26 +23,38 @@ fn user(identity: &Identity) -> (&str, &str) {
 }
 
 /// A ticket was issued.
-pub fn ticket_issued(dialect: &str, vp: &str, identity: &Identity, ticket: &str, conn: &Conn) {
+pub fn ticket_issued(
+    dialect: &'static str,
+    vp: &str,
+    identity: &Identity,
+    ticket: &str,
+    conn: &Conn,
+) {
+    crate::metrics::ticket_issued(dialect, vp);
     let (dir, id) = user(identity);
     tracing::info!(target: "audit", event = "ticket_issued", dialect, vp, user_directory = dir,
         user_id = id, ticket = %fingerprint(ticket), peer = %conn.peer, outcome = "ok");
 }
 
-/// A ticket request was refused.
-pub fn ticket_refused(dialect: &str, conn: &Conn, reason: &str) {
-    tracing::info!(target: "audit", event = "ticket_refused", dialect, peer = %conn.peer,
+/// A ticket request was refused; `reason` is a short label, also used as the metric's.
+pub fn ticket_refused(dialect: &'static str, vp: &str, conn: &Conn, reason: &'static str) {
+    crate::metrics::ticket_refused(dialect, vp, reason);
+    tracing::info!(target: "audit", event = "ticket_refused", dialect, vp, peer = %conn.peer,
         outcome = "refused", reason);
 }
 
 /// A ticket was presented: redeemed, or not (unknown, used, expired or another realm's).
 pub fn ticket_redeemed(
-    dialect: &str,
+    dialect: &'static str,
     vp: &str,
     identity: Option<&Identity>,
     ticket: &str,
     conn: &Conn,
 ) {
+    match identity {
+        Some(_) => crate::metrics::ticket_redeemed(dialect, vp),
+        None => crate::metrics::ticket_refused(dialect, vp, "unknown_used_or_expired"),
+    }
     let (dir, id) = identity.map(user).unwrap_or(("", ""));
     let outcome = if identity.is_some() { "ok" } else { "refused" };
     tracing::info!(target: "audit", event = "ticket_redeemed", dialect, vp, user_directory = dir,

@@ -50,6 +50,7 @@ struct Inner {
 impl Gateway {
     /// A gateway over `store` with `settings`.
     pub fn new(settings: Settings, store: Arc<dyn Store>) -> Gateway {
+        crate::metrics::install();
         let lifetimes = Lifetimes {
             ticket: settings.ticket_ttl,
             target: settings.target_id_ttl,
@@ -126,16 +127,36 @@ impl Gateway {
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        let started = tokio::time::Instant::now();
+        let method = req.method().clone();
+        let route = router::route(self.settings(), conn.side, req.method(), req.uri().path());
+        let name = route.name();
+        let res = if conn.client_auth == crate::tls::ClientAuth::Failed {
+            ApiError::ClientCertificate.into_response()
+        } else {
+            self.dispatch(route, req, conn).await
+        };
+        let elapsed = started.elapsed();
+        let status = res.status().as_u16();
+        crate::metrics::request(name, status, elapsed);
+        tracing::info!(target: "access", method = %method, route = name, status,
+            latency_us = elapsed.as_micros() as u64, peer = %conn.peer);
+        res
+    }
+
+    async fn dispatch<B>(&self, route: Route<'_>, req: Request<B>, conn: &Conn) -> Response<Body>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         let settings = self.settings();
-        if conn.client_auth == crate::tls::ClientAuth::Failed {
-            return ApiError::ClientCertificate.into_response();
-        }
-        match router::route(settings, conn.side, req.method(), req.uri().path()) {
+        match route {
             Route::AddTicket(vp) => qps::api::add_ticket(self, req, vp, conn).await,
             Route::Session(vp, op) => qps::session_api::handle(self, req, vp, op, conn).await,
             Route::PersonalUser(vp) => qps::personal::handle(self, req, vp, conn).await,
             Route::Alive => health::alive(),
             Route::Ready => health::ready(self).await,
+            Route::Metrics => crate::metrics::render(self).await,
             Route::DemoLoginForm => demo::login_form(&req),
             Route::DemoLogin => demo::login(self, req, conn).await,
             Route::DemoPortalForm => demo::portal_form(&req),

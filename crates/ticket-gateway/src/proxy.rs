@@ -135,10 +135,12 @@ where
         Ok(Ok(res)) => res,
         Ok(Err(e)) => {
             tracing::warn!(error = %e, upstream = %to.upstream.authority, "upstream unreachable");
+            crate::metrics::upstream_error("unreachable");
             return page(StatusCode::BAD_GATEWAY, "Bad gateway", "The back end could not be reached. Your session is still valid; try again in a moment.");
         }
         Err(_) => {
             tracing::warn!(upstream = %to.upstream.authority, "upstream timed out");
+            crate::metrics::upstream_error("timeout");
             return page(StatusCode::GATEWAY_TIMEOUT, "Gateway timeout", "The back end did not answer in time. Your session is still valid; try again in a moment.");
         }
     };

@@ -3,6 +3,7 @@
 //! ```text
 //! listener  method      path                                   handler
 //! api       GET         /healthz, /readyz                      health::alive | health::ready
+//! api       GET         /metrics                               metrics::render
 //! api       POST        /qps[/{vp}]/ticket                     qps::api::add_ticket
 //! api       POST | GET  /qps[/{vp}]/session                    qps::session_api::{create, list}
 //! api       GET | DEL   /qps[/{vp}]/session/{id}               qps::session_api::{get, delete}
@@ -50,6 +51,8 @@ pub(crate) enum Route<'s> {
     Alive,
     /// `GET /readyz`.
     Ready,
+    /// `GET /metrics`.
+    Metrics,
     /// The personal API, `/{vp}/qps/user`.
     PersonalUser(&'s VirtualProxy),
     /// The demo authentication module's form.
@@ -76,6 +79,38 @@ pub(crate) enum Route<'s> {
     MethodNotAllowed(&'static str),
     /// Nothing here.
     NotFound,
+}
+
+impl Route<'_> {
+    /// The route's name, for the access log and metrics (never the path: it may hold a
+    /// ticket).
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Route::AddTicket(_) => "qps_ticket",
+            Route::Session(_, op) => match op {
+                SessionOp::Create => "qps_session_create",
+                SessionOp::List => "qps_session_list",
+                SessionOp::Get(_) => "qps_session_get",
+                SessionOp::Delete(_) => "qps_session_delete",
+                SessionOp::User(..) => "qps_user_get",
+                SessionOp::LogoutUser(..) => "qps_user_delete",
+            },
+            Route::Alive => "healthz",
+            Route::Ready => "readyz",
+            Route::Metrics => "metrics",
+            Route::PersonalUser(_) => "qps_personal_user",
+            Route::DemoLoginForm | Route::DemoLogin => "demo_login",
+            Route::DemoPortalForm | Route::DemoPortal => "demo_portal",
+            Route::GetWebTicket => "qv_getwebticket",
+            Route::Authenticate => "qv_authenticate",
+            Route::AccessPoint => "qv_accesspoint",
+            Route::QlikViewPage => "qv_page",
+            Route::QlikViewMethodNotAllowed(_) => "qv_method_not_allowed",
+            Route::Frontend(_) => "frontend",
+            Route::MethodNotAllowed(_) => "method_not_allowed",
+            Route::NotFound => "not_found",
+        }
+    }
 }
 
 /// The virtual proxy an API path names.
@@ -195,7 +230,8 @@ fn api_route<'s>(settings: &'s Settings, method: &Method, path: &str) -> Route<'
     match path.trim_end_matches('/') {
         "/healthz" if get => return Route::Alive,
         "/readyz" if get => return Route::Ready,
-        "/healthz" | "/readyz" => return Route::MethodNotAllowed("GET"),
+        "/metrics" if get => return Route::Metrics,
+        "/healthz" | "/readyz" | "/metrics" => return Route::MethodNotAllowed("GET"),
         _ => {}
     }
     let mut segments = path.split('/').filter(|s| !s.is_empty());

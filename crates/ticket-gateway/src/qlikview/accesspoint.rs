@@ -59,6 +59,7 @@ where
                 Ok(None) => {}
                 Err(e) => {
                     tracing::error!(error = %e, "session store failed");
+                    crate::metrics::store_error();
                     return reply(
                         StatusCode::SERVICE_UNAVAILABLE,
                         error("the session store is unavailable"),

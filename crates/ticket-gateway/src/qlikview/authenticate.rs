@@ -119,6 +119,7 @@ pub(crate) async fn authenticate<B>(gw: &Gateway, req: Request<B>, conn: &Conn) 
         Ok(None) => found(&location_safe(&back)),
         Err(e) => {
             tracing::error!(error = %e, "session store failed");
+            crate::metrics::store_error();
             QvError::Unavailable.into_response(qv)
         }
     }

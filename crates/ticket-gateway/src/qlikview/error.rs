@@ -52,6 +52,19 @@ fn page(title: &str, text: &str) -> String {
 }
 
 impl QvError {
+    /// A short label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            QvError::InvalidCall(why) => why,
+            QvError::BadXml(_) => "bad_xml",
+            QvError::TooLarge => "payload_too_large",
+            QvError::MethodNotAllowed(_) => "method_not_allowed",
+            QvError::UnsafeRedirect => "unsafe_redirect",
+            QvError::Unauthorized => "unauthorized",
+            QvError::Unavailable => "store_unavailable",
+        }
+    }
+
     /// The response QlikView would give.
     pub fn into_response(self, qv: &QlikView) -> Response<Body> {
         match self {

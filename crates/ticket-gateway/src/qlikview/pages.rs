@@ -54,6 +54,7 @@ where
         Ok(None) => found(&qv.login_url),
         Err(e) => {
             tracing::error!(error = %e, "session store failed");
+            crate::metrics::store_error();
             QvError::Unavailable.into_response(qv)
         }
     }

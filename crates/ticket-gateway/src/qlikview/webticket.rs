@@ -26,7 +26,7 @@ where
             format!("<Global><_retval_>{ticket}</_retval_></Global>"),
         ),
         Err(e) => {
-            audit::ticket_refused("qlikview", conn, &format!("{e:?}"));
+            audit::ticket_refused("qlikview", "", conn, e.label());
             e.into_response(qv)
         }
     }
@@ -39,7 +39,7 @@ where
 {
     let qv = &gw.settings().qlikview;
     if !trust::is_trusted(qv, conn.peer, req.headers()) {
-        return Err(QvError::InvalidCall("untrusted caller"));
+        return Err(QvError::InvalidCall("untrusted_caller"));
     }
     let body = read_body(req.into_body(), gw.settings().limits.max_body_bytes).await?;
     let doc = xml::parse(&body).map_err(|e| QvError::BadXml(e.to_string()))?;
@@ -49,12 +49,12 @@ where
             .as_deref()
             .is_some_and(|m| m.eq_ignore_ascii_case(METHOD));
     if !method_ok {
-        return Err(QvError::InvalidCall("wrong method"));
+        return Err(QvError::InvalidCall("wrong_method"));
     }
     let user_id = doc
         .user_id
         .filter(|u| !u.is_empty())
-        .ok_or(QvError::InvalidCall("no UserId"))?;
+        .ok_or(QvError::InvalidCall("no_user_id"))?;
     let (groups, groups_is_names) = match doc.groups.filter(|g| !g.is_empty()) {
         Some(groups) => (groups, doc.groups_is_names.unwrap_or(true)),
         // No groups sent: look them up, as the web server does. Looked-up groups are names.
@@ -71,6 +71,7 @@ where
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "ticket store failed");
+            crate::metrics::store_error();
             QvError::Unavailable
         })?;
     audit::ticket_issued("qlikview", "", &stored.identity, &ticket, conn);

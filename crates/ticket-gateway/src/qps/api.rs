@@ -37,6 +37,10 @@ where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
+    let vp_label = match &vp {
+        VpRef::Known(vp) => VpRef::Known(*vp),
+        VpRef::Unknown(p) => VpRef::Unknown(p.clone()),
+    };
     let result = async {
         let vp = admit(&req, vp)?;
         let body = read_body(req.into_body(), gw.settings().limits.max_body_bytes).await?;
@@ -54,7 +58,11 @@ where
     match result {
         Ok(body) => respond(StatusCode::CREATED, JSON, body),
         Err(e) => {
-            audit::ticket_refused("qps", conn, &format!("{e:?}"));
+            let vp = match &vp_label {
+                VpRef::Known(vp) => vp.prefix.as_str(),
+                VpRef::Unknown(p) => p.as_str(),
+            };
+            audit::ticket_refused("qps", vp, conn, e.label());
             e.into_response()
         }
     }
@@ -82,10 +90,7 @@ pub(crate) async fn issue(
             id::qps_ticket,
         )
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "ticket store failed");
-            ApiError::Unavailable
-        })?;
+        .map_err(ApiError::from)?;
     audit::ticket_issued("qps", &vp.prefix, &stored.identity, &ticket, conn);
     Ok((ticket, stored.target_uri))
 }

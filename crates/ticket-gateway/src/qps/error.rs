@@ -39,6 +39,7 @@ pub enum ApiError {
 impl From<ticket_core::StoreError> for ApiError {
     fn from(e: ticket_core::StoreError) -> Self {
         tracing::error!(error = %e, "store failed");
+        crate::metrics::store_error();
         ApiError::Unavailable
     }
 }
@@ -53,6 +54,23 @@ impl From<BodyError> for ApiError {
 }
 
 impl ApiError {
+    /// A short label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ApiError::Xsrf => "xsrf",
+            ApiError::ClientCertificate => "client_certificate",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::UnknownVirtualProxy(_) => "unknown_virtual_proxy",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::NoSession(_) => "no_session",
+            ApiError::SessionExists(_) => "session_exists",
+            ApiError::TooManySessions(_) => "too_many_sessions",
+            ApiError::Unavailable => "store_unavailable",
+        }
+    }
+
     /// The response a real proxy would give.
     pub fn into_response(self) -> Response<Body> {
         let (status, body) = match self {

@@ -160,6 +160,7 @@ async fn redeem(
             Ok(session)
         }
         Err(StoreError::LimitReached) => {
+            crate::metrics::ticket_refused("qps", &vp.prefix, "too_many_sessions");
             tracing::info!(target: "audit", event = "session_refused", dialect = "qps", vp = %vp.prefix,
                 peer = %conn.peer, outcome = "refused", reason = "UsageDenied: too many sessions");
             Err(Refusal::TooManySessions)
@@ -292,6 +293,7 @@ pub(crate) fn frontend_url(gw: &Gateway, vp: &VirtualProxy, path: &str) -> Strin
 
 fn store_failed(e: &StoreError) -> Refusal {
     tracing::error!(error = %e, "session store failed");
+    crate::metrics::store_error();
     Refusal::Unavailable
 }
 

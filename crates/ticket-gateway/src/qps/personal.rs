@@ -94,6 +94,7 @@ async fn logout<B>(
             Ok(None) => {}
             Err(e) => {
                 tracing::error!(error = %e, "session store failed");
+                crate::metrics::store_error();
                 return respond(
                     StatusCode::SERVICE_UNAVAILABLE,
                     JSON,
