@@ -114,7 +114,7 @@ impl Route<'_> {
 }
 
 /// The virtual proxy an API path names.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum VpRef<'s> {
     /// A configured virtual proxy.
     Known(&'s VirtualProxy),

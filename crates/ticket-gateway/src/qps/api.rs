@@ -37,10 +37,7 @@ where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
-    let vp_label = match &vp {
-        VpRef::Known(vp) => VpRef::Known(*vp),
-        VpRef::Unknown(p) => VpRef::Unknown(p.clone()),
-    };
+    let vp_label = vp.clone();
     let result = async {
         let vp = admit(&req, vp)?;
         let body = read_body(req.into_body(), gw.settings().limits.max_body_bytes).await?;
