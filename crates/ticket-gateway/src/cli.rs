@@ -138,7 +138,8 @@ async fn serve(settings: Settings) -> ExitCode {
         frontend_url = %settings.frontend.public_url,
         api = %addr(&listeners.api, settings.api.listen),
         api_url = %settings.api.public_url,
-        store = %store_name(&settings.store),
+        store = store_name(&settings.store),
+        store_url = %store_url(&settings.store),
         virtual_proxies = %prefixes.join(","),
         demo = settings.demo,
         "ticket-gateway listening"
@@ -149,10 +150,17 @@ async fn serve(settings: Settings) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn store_name(store: &StoreSettings) -> String {
+fn store_name(store: &StoreSettings) -> &'static str {
     match store {
-        StoreSettings::Memory => "memory".into(),
-        StoreSettings::Redis { url, .. } => format!("redis {}", redact(url)),
+        StoreSettings::Memory => "memory",
+        StoreSettings::Redis { .. } => "redis",
+    }
+}
+
+fn store_url(store: &StoreSettings) -> String {
+    match store {
+        StoreSettings::Memory => String::new(),
+        StoreSettings::Redis { url, .. } => redact(url),
     }
 }
 

@@ -26,6 +26,7 @@ pub mod gateway;
 pub mod health;
 pub mod http;
 pub mod identity_page;
+pub mod logline;
 pub mod metrics;
 pub mod proxy;
 pub mod qlikview;

@@ -5,7 +5,8 @@
 //! sessions are counted at scrape time from the store, so the figure stays right whoever
 //! ended a session (a timeout, another node).
 
-use std::sync::OnceLock;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use http::{Response, StatusCode};
@@ -43,19 +44,38 @@ pub fn install() {
     let _ = handle();
 }
 
+/// A label value that lives as long as the process: virtual proxy prefixes are few and fixed
+/// by configuration, so each is interned once and labels cost no allocation per request.
+fn label(value: &str) -> &'static str {
+    static INTERNED: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut set = INTERNED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    match set.get(value) {
+        Some(v) => v,
+        None => {
+            let leaked: &'static str = Box::leak(value.to_owned().into_boxed_str());
+            set.insert(leaked);
+            leaked
+        }
+    }
+}
+
 /// A ticket was issued.
 pub fn ticket_issued(dialect: &'static str, vp: &str) {
-    metrics::counter!("ticket_gateway_tickets_issued_total", "dialect" => dialect, "vp" => vp.to_owned()).increment(1);
+    metrics::counter!("ticket_gateway_tickets_issued_total", "dialect" => dialect, "vp" => label(vp)).increment(1);
 }
 
 /// A ticket was redeemed into a session.
 pub fn ticket_redeemed(dialect: &'static str, vp: &str) {
-    metrics::counter!("ticket_gateway_tickets_redeemed_total", "dialect" => dialect, "vp" => vp.to_owned()).increment(1);
+    metrics::counter!("ticket_gateway_tickets_redeemed_total", "dialect" => dialect, "vp" => label(vp)).increment(1);
 }
 
-/// A ticket request or redemption was refused.
+/// A ticket request or redemption was refused. An unknown prefix from a request is not
+/// interned (it could be anything): it is counted under `vp="?"`.
 pub fn ticket_refused(dialect: &'static str, vp: &str, reason: &'static str) {
-    metrics::counter!("ticket_gateway_tickets_refused_total", "dialect" => dialect, "vp" => vp.to_owned(), "reason" => reason)
+    metrics::counter!("ticket_gateway_tickets_refused_total", "dialect" => dialect, "vp" => label(vp), "reason" => reason)
         .increment(1);
 }
 
@@ -69,19 +89,40 @@ pub fn upstream_error(kind: &'static str) {
     metrics::counter!("ticket_gateway_upstream_errors_total", "kind" => kind).increment(1);
 }
 
+/// The handles of one route's metrics, registered once: recording is then an atomic
+/// operation, without a registry lookup per request.
+#[derive(Clone)]
+struct RouteMetrics {
+    latency: metrics::Histogram,
+    /// Requests by status class, `1xx` to `5xx`.
+    by_class: [metrics::Counter; 5],
+}
+
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+fn route_metrics(route: &'static str) -> RouteMetrics {
+    static ROUTES: OnceLock<RwLock<HashMap<&'static str, RouteMetrics>>> = OnceLock::new();
+    let routes = ROUTES.get_or_init(Default::default);
+    if let Some(m) = routes.read().unwrap_or_else(|p| p.into_inner()).get(route) {
+        return m.clone();
+    }
+    let m = RouteMetrics {
+        latency: metrics::histogram!("ticket_gateway_request_duration_seconds", "route" => route),
+        by_class: CLASSES.map(|class| metrics::counter!("ticket_gateway_requests_total", "route" => route, "status" => class)),
+    };
+    routes
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(route, m.clone());
+    m
+}
+
 /// One request answered.
 pub fn request(route: &'static str, status: u16, elapsed: Duration) {
-    metrics::histogram!("ticket_gateway_request_duration_seconds", "route" => route)
-        .record(elapsed.as_secs_f64());
-    let class = match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    };
-    metrics::counter!("ticket_gateway_requests_total", "route" => route, "status" => class)
-        .increment(1);
+    let m = route_metrics(route);
+    m.latency.record(elapsed.as_secs_f64());
+    let class = usize::from(status / 100).clamp(1, 5) - 1;
+    m.by_class[class].increment(1);
 }
 
 /// `GET /metrics`.

@@ -25,13 +25,17 @@ pub fn init(format: LogFormat) -> LogGuard {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stderr());
+        // Buffered: the writer thread flushes once per batch it drains, not once per line.
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(writer);
     let _ = match format {
-        LogFormat::Human => builder.try_init(),
+        LogFormat::Human => builder.event_format(crate::logline::LogLine).try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
     guard

@@ -78,6 +78,8 @@ struct Expiring<V> {
 #[derive(Debug)]
 struct SessionEntry {
     session: Session,
+    /// [`Session::user_key`], computed once: the per-user index compares it often.
+    user_key: Box<str>,
     idle: Duration,
     expires: Instant,
     seq: u64,
@@ -291,7 +293,7 @@ impl Maps {
             match shard.get(&key) {
                 // The entry must be this very session (same creation sequence), not an
                 // older index entry of a reused id.
-                Some(e) if e.expires > now && e.seq == *seq && e.session.user_key() == user_key => {
+                Some(e) if e.expires > now && e.seq == *seq && &*e.user_key == user_key => {
                     live.push(e.session.clone());
                     true
                 }
@@ -369,7 +371,8 @@ impl Store for MemoryStore {
     ) -> Result<Vec<Session>, StoreError> {
         let now = Instant::now();
         let maps = &self.maps;
-        let user = SessionKey::new(&session.realm, &session.user_key());
+        let user_key = session.user_key();
+        let user = SessionKey::new(&session.realm, &user_key);
         let mut users = maps.users.shard(&user);
         let entry = users.entry(user.clone()).or_default();
         let mut evicted = Vec::new();
@@ -394,6 +397,7 @@ impl Store for MemoryStore {
         let key = SessionKey::new(&session.realm, &session.id);
         let value = SessionEntry {
             session: session.clone(),
+            user_key: user_key.into_boxed_str(),
             idle,
             expires: now + idle,
             seq,
@@ -484,10 +488,7 @@ impl Store for MemoryStore {
             let key = SessionKey::new(realm, &id);
             let mut sessions = self.maps.sessions.shard(&key);
             // The id may since have been reused by another user's session: leave that one.
-            if sessions
-                .get(&key)
-                .is_some_and(|e| e.session.user_key() != user_key)
-            {
+            if sessions.get(&key).is_some_and(|e| &*e.user_key != user_key) {
                 continue;
             }
             if let Some(e) = sessions.remove(&key) {

@@ -57,7 +57,8 @@ where
         Err(e) => {
             let vp = match &vp_label {
                 VpRef::Known(vp) => vp.prefix.as_str(),
-                VpRef::Unknown(p) => p.as_str(),
+                // Not a configured prefix: anything a client sent, kept out of labels.
+                VpRef::Unknown(_) => "?",
             };
             audit::ticket_refused("qps", vp, conn, e.label());
             e.into_response()
