@@ -32,7 +32,15 @@ where
     ) -> fmt::Result {
         timestamp(&mut w)?;
         let meta = event.metadata();
-        write!(w, " {:>5} {}:", meta.level(), meta.target())?;
+        w.write_str(match *meta.level() {
+            tracing::Level::ERROR => " ERROR ",
+            tracing::Level::WARN => "  WARN ",
+            tracing::Level::INFO => "  INFO ",
+            tracing::Level::DEBUG => " DEBUG ",
+            tracing::Level::TRACE => " TRACE ",
+        })?;
+        w.write_str(meta.target())?;
+        w.write_str(":")?;
         let mut visitor = Fields {
             w: &mut w,
             result: Ok(()),
@@ -54,16 +62,19 @@ impl Fields<'_, '_> {
             return;
         }
         self.result = (|| {
-            if field.name() == "message" {
-                self.w.write_char(' ')?;
-                return self.w.write_str(value);
+            self.w.write_str(" ")?;
+            if field.name() != "message" {
+                self.w.write_str(field.name())?;
+                self.w.write_str("=")?;
+                if value.is_empty()
+                    || value
+                        .bytes()
+                        .any(|b| matches!(b, b' ' | b'"' | b'=' | b'\n' | b'\r'))
+                {
+                    return write!(self.w, "{value:?}");
+                }
             }
-            write!(self.w, " {}=", field.name())?;
-            if value.is_empty() || value.contains([' ', '"', '=', '\n']) {
-                write!(self.w, "{value:?}")
-            } else {
-                self.w.write_str(value)
-            }
+            self.w.write_str(value)
         })();
     }
 }
@@ -74,8 +85,15 @@ impl Visit for Fields<'_, '_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let text = format!("{value:?}");
-        self.value(field, &text);
+        // One reusable buffer per thread: no allocation per field.
+        thread_local!(static BUF: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) });
+        BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            buf.clear();
+            if fmt::write(&mut *buf, format_args!("{value:?}")).is_ok() {
+                self.value(field, &buf);
+            }
+        });
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
@@ -97,12 +115,38 @@ impl Visit for Fields<'_, '_> {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, from the civil-from-days algorithm (no calendar crate).
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`. The part up to the second is formatted once per second per
+/// thread; only the milliseconds are written for every line.
 fn timestamp(w: &mut Writer<'_>) -> fmt::Result {
+    thread_local!(static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) });
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let secs = now.as_secs();
+    SECOND.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.0 != secs {
+            cache.1.clear();
+            civil(&mut cache.1, secs)?;
+            cache.0 = secs;
+        }
+        w.write_str(&cache.1)
+    })?;
+    let ms = now.subsec_millis();
+    let digits = [
+        b'.',
+        b'0' + (ms / 100) as u8,
+        b'0' + (ms / 10 % 10) as u8,
+        b'0' + (ms % 10) as u8,
+        b'Z',
+    ];
+    w.write_str(std::str::from_utf8(&digits).unwrap_or(".000Z"))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a Unix time, from the civil-from-days algorithm (no calendar
+/// crate).
+fn civil(out: &mut String, secs: u64) -> fmt::Result {
+    use fmt::Write as _;
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let z = days as i64 + 719_468;
     let era = z.div_euclid(146_097);
@@ -114,12 +158,11 @@ fn timestamp(w: &mut Writer<'_>) -> fmt::Result {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     write!(
-        w,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
         rem / 3600,
         rem / 60 % 60,
-        rem % 60,
-        now.subsec_millis()
+        rem % 60
     )
 }
 
