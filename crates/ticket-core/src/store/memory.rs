@@ -38,7 +38,7 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Maps {
     /// Tickets in their compact form: an inline key and one allocation each.
-    tickets: Sharded<TicketKey, Expiring<Box<[u8]>>>,
+    tickets: Sharded<TicketKey, TicketBlob>,
     targets: Sharded<String, Expiring<String>>,
     sessions: Sharded<SessionKey, SessionEntry>,
     /// `(realm, user key)` → the user's session ids with their creation sequence. May name
@@ -87,6 +87,43 @@ struct SessionEntry {
 
 trait Deadline {
     fn expires(&self) -> Instant;
+}
+
+/// A stored ticket: its expiry (milliseconds after [`epoch`], little-endian) followed by
+/// its [`encode`]d form, all in one allocation, so a map slot is a key and one pointer.
+#[derive(Debug)]
+struct TicketBlob(Box<[u8]>);
+
+/// The instant ticket expiries count from.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    Instant::from_std(*EPOCH.get_or_init(std::time::Instant::now))
+}
+
+impl TicketBlob {
+    fn new(ticket: &Ticket, expires: Instant) -> TicketBlob {
+        let ms = u64::try_from(expires.saturating_duration_since(epoch()).as_millis())
+            .unwrap_or(u64::MAX);
+        let body = encode(ticket);
+        let mut bytes = Vec::with_capacity(8 + body.len());
+        bytes.extend_from_slice(&ms.to_le_bytes());
+        bytes.extend_from_slice(&body);
+        TicketBlob(bytes.into_boxed_slice())
+    }
+
+    fn ticket(&self) -> Option<Ticket> {
+        decode(self.0.get(8..)?)
+    }
+}
+
+impl Deadline for TicketBlob {
+    fn expires(&self) -> Instant {
+        let ms = self
+            .0
+            .first_chunk::<8>()
+            .map_or(0, |b| u64::from_le_bytes(*b));
+        epoch() + Duration::from_millis(ms)
+    }
 }
 
 impl<V> Deadline for Expiring<V> {
@@ -244,7 +281,7 @@ impl Maps {
     fn purge(&self, now: Instant) -> Purged {
         let purged = Purged {
             tickets: self.tickets.purge(now, |key, t| {
-                if let Some(ticket) = decode(&t.value) {
+                if let Some(ticket) = t.ticket() {
                     crate::audit::ticket_expired(
                         key.id().as_deref().unwrap_or("(long id)"),
                         &ticket,
@@ -330,10 +367,7 @@ impl Store for MemoryStore {
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let now = Instant::now();
-        let entry = Expiring {
-            value: encode(ticket),
-            expires: now + ttl,
-        };
+        let entry = TicketBlob::new(ticket, now + ttl);
         insert_new(&self.maps.tickets, TicketKey::new(id), entry, now)
     }
 
@@ -341,8 +375,8 @@ impl Store for MemoryStore {
         let key = TicketKey::new(id);
         let removed = self.maps.tickets.shard(&key).remove(&key);
         Ok(removed
-            .filter(|e| e.expires > Instant::now())
-            .and_then(|e| decode(&e.value)))
+            .filter(|e| e.expires() > Instant::now())
+            .and_then(|e| e.ticket()))
     }
 
     async fn insert_target(&self, id: &str, uri: &str, ttl: Duration) -> Result<(), StoreError> {

@@ -1,17 +1,35 @@
 //! The audit trail: one event per ticket issued, refused, redeemed or expired and per
 //! session started or ended, under the target `audit`; no ticket or session id ever
 //! appears in the logs, only a short hash.
+//!
+//! Alone in its own test binary: tracing caches per call site whether anyone listens, so a
+//! test that installs a subscriber must not share its process with tests that log.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_tests::call;
 use http::Request;
 use http_body_util::Full;
 use ticket_core::MemoryStore;
-use ticket_gateway::{Gateway, Settings, Side};
+use ticket_gateway::{Conn, Gateway, Settings, Side};
+
+async fn call(
+    gateway: &Gateway,
+    side: Side,
+    req: http::Request<Full<Bytes>>,
+) -> http::Response<Bytes> {
+    use http_body_util::BodyExt;
+    let conn = Conn {
+        side,
+        peer: "127.0.0.1:50000".parse().unwrap(),
+        secure: false,
+        client_auth: ticket_gateway::tls::ClientAuth::NotRequired,
+    };
+    let (parts, body) = gateway.handle(req, &conn).await.into_parts();
+    http::Response::from_parts(parts, body.collect().await.unwrap().to_bytes())
+}
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
