@@ -14,6 +14,25 @@ use crate::http::{found, html_escape, query_param, read_body, respond, Body, Box
 use crate::qps::api::issue;
 use crate::qps::wire::TicketRequest;
 
+/// A submitted `application/x-www-form-urlencoded` form, by field name.
+async fn read_form<B>(
+    gw: &Gateway,
+    req: Request<B>,
+) -> Result<std::collections::HashMap<String, String>, Response<Body>>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    match read_body(req.into_body(), gw.settings().limits.max_body_bytes).await {
+        Ok(body) => Ok(form_urlencoded::parse(&body).into_owned().collect()),
+        Err(_) => Err(respond(
+            StatusCode::BAD_REQUEST,
+            HTML,
+            "The form could not be read.",
+        )),
+    }
+}
+
 /// `GET /demo/login?proxyRestUri=…&targetId=…`: the login form.
 pub(crate) fn login_form<B>(req: &Request<B>) -> Response<Body> {
     let q = req.uri().query();
@@ -32,15 +51,11 @@ where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
-    let Ok(body) = read_body(req.into_body(), gw.settings().limits.max_body_bytes).await else {
-        return respond(StatusCode::BAD_REQUEST, HTML, "The form could not be read.");
+    let form = match read_form(gw, req).await {
+        Ok(form) => form,
+        Err(res) => return res,
     };
-    let field = |name: &str| {
-        form_urlencoded::parse(&body)
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
+    let field = |name: &str| form.get(name).cloned().unwrap_or_default();
     let (rest, target, dir, user, attrs) = (
         field("proxyRestUri"),
         field("targetId"),
@@ -144,15 +159,11 @@ where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
-    let Ok(body) = read_body(req.into_body(), gw.settings().limits.max_body_bytes).await else {
-        return respond(StatusCode::BAD_REQUEST, HTML, "The form could not be read.");
+    let form = match read_form(gw, req).await {
+        Ok(form) => form,
+        Err(res) => return res,
     };
-    let field = |name: &str| {
-        form_urlencoded::parse(&body)
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
+    let field = |name: &str| form.get(name).cloned().unwrap_or_default();
     let (try_, user, groups) = (field("try"), field("userId"), field("groups"));
     let user_id = user.trim().to_owned();
     if user_id.is_empty() {

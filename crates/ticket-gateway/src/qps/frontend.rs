@@ -145,18 +145,7 @@ async fn redeem(
         .await;
     match started {
         Ok((session, evicted)) => {
-            for old in evicted {
-                gw.sockets().close(&old.realm, &old.id);
-                audit::session_ended(
-                    "qps",
-                    &vp.prefix,
-                    &old.identity,
-                    &old.id,
-                    conn,
-                    "evicted by a newer session",
-                );
-            }
-            audit::session_started("qps", &vp.prefix, &session.identity, &session.id, conn);
+            session_started(gw, vp, &session, evicted, conn);
             Ok(session)
         }
         Err(StoreError::LimitReached) => {
@@ -167,6 +156,28 @@ async fn redeem(
         }
         Err(e) => Err(store_failed(&e)),
     }
+}
+
+/// Audits a new session and ends, with their sockets, the sessions it evicted.
+pub(crate) fn session_started(
+    gw: &Gateway,
+    vp: &VirtualProxy,
+    session: &Session,
+    evicted: Vec<Session>,
+    conn: &Conn,
+) {
+    for old in evicted {
+        gw.sockets().close(&old.realm, &old.id);
+        audit::session_ended(
+            "qps",
+            &vp.prefix,
+            &old.identity,
+            &old.id,
+            conn,
+            "evicted by a newer session",
+        );
+    }
+    audit::session_started("qps", &vp.prefix, &session.identity, &session.id, conn);
 }
 
 /// The live session named by one of this virtual proxy's cookies, touched. Both the plain

@@ -131,18 +131,7 @@ where
         .await;
     match inserted {
         Ok(evicted) => {
-            for old in evicted {
-                gw.sockets().close(&old.realm, &old.id);
-                audit::session_ended(
-                    "qps",
-                    &vp.prefix,
-                    &old.identity,
-                    &old.id,
-                    conn,
-                    "evicted by a newer session",
-                );
-            }
-            audit::session_started("qps", &vp.prefix, &session.identity, &session.id, conn);
+            super::frontend::session_started(gw, vp, &session, evicted, conn);
             Ok(respond(StatusCode::CREATED, JSON, one(&session)))
         }
         Err(StoreError::Conflict) => Err(ApiError::SessionExists(session.id)),
