@@ -553,3 +553,26 @@ async fn api_sessions_time_out_and_slide_like_any_other() {
     .await;
     assert_eq!(res.status(), 404);
 }
+
+#[tokio::test]
+async fn a_target_uri_on_an_allowed_host_is_honoured() {
+    let gw = TestGateway::start(&format!(
+        "[frontend]\nallowed_redirect_hosts = [\"portal.example.com\"]\n{CONFIG}"
+    ))
+    .await;
+    let me = get(
+        gw.frontend,
+        "/ext/qps/user?targetUri=https%3A%2F%2Fportal.example.com%2Fmashup",
+        "",
+    )
+    .await;
+    let login = me.json()["loginUri"].as_str().unwrap().to_owned();
+    let target_id = login.rsplit_once("targetId=").unwrap().1;
+    let res = gateway_tests::post_ticket(
+        gw.api,
+        "ext",
+        &format!(r#"{{"UserDirectory":"A","UserId":"b","TargetId":"{target_id}"}}"#),
+    )
+    .await;
+    assert_eq!(res.json()["TargetUri"], "https://portal.example.com/mashup");
+}

@@ -57,7 +57,10 @@ pub(crate) async fn handle<B>(
             let own = [gw.settings().frontend.public_url.as_str()];
             let target = query_param(req.uri().query(), "targetUri")
                 .map(|t| t.into_owned())
-                .filter(|t| !t.is_empty() && is_allowed(t, &own, &[]))
+                .filter(|t| {
+                    !t.is_empty()
+                        && is_allowed(t, &own, &gw.settings().frontend.allowed_redirect_hosts)
+                })
                 .unwrap_or_else(|| frontend_url(gw, vp, "/hub/"));
             match login_location(gw, vp, &target).await {
                 Ok(login) => {
