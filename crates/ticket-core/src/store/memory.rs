@@ -314,6 +314,25 @@ impl Maps {
             .is_some_and(|e| e.expires > now)
     }
 
+    /// Drops dead ids from a user's index (and ids another user's session has reused
+    /// since), keeping it oldest first; returns how many live sessions it names.
+    fn prune_user_index(
+        &self,
+        entry: &mut UserEntry,
+        realm: &str,
+        user_key: &str,
+        now: Instant,
+    ) -> usize {
+        entry.sessions.retain(|(seq, id)| {
+            let key = SessionKey::new(realm, id);
+            let shard = self.sessions.shard(&key);
+            shard
+                .get(&key)
+                .is_some_and(|e| e.expires > now && e.seq == *seq && &*e.user_key == user_key)
+        });
+        entry.sessions.len()
+    }
+
     /// The user's live sessions, oldest first, dropping dead ids from the index, and ids
     /// that a caller-chosen session of another user has reused since.
     fn live_user_sessions(
@@ -411,8 +430,8 @@ impl Store for MemoryStore {
         let entry = users.entry(user.clone()).or_default();
         let mut evicted = Vec::new();
         if let Some(limit) = limit {
-            let live = maps.live_user_sessions(entry, &session.realm, &user.id, now);
-            let excess = (live.len() + 1).saturating_sub(limit.max.max(1));
+            let live = maps.prune_user_index(entry, &session.realm, &user.id, now);
+            let excess = (live + 1).saturating_sub(limit.max.max(1));
             if excess > 0 && !limit.evict_oldest {
                 return Err(StoreError::LimitReached);
             }
@@ -420,11 +439,12 @@ impl Store for MemoryStore {
             if excess > 0 && maps.is_live(&session.realm, &session.id, now) {
                 return Err(StoreError::Conflict);
             }
-            for old in live.into_iter().take(excess) {
-                let key = SessionKey::new(&old.realm, &old.id);
-                maps.sessions.shard(&key).remove(&key);
-                entry.sessions.retain(|(_, id)| *id != old.id);
-                evicted.push(old);
+            // The index is oldest first and now holds live sessions only.
+            for (_, id) in entry.sessions.drain(..excess) {
+                let key = SessionKey::new(&session.realm, &id);
+                if let Some(old) = maps.sessions.shard(&key).remove(&key) {
+                    evicted.push(old.session);
+                }
             }
         }
         let seq = maps.seq.fetch_add(1, Ordering::Relaxed);
