@@ -431,3 +431,36 @@ impl TestGateway {
         }
     }
 }
+
+/// A gateway over a fresh in-memory store with configuration `config`, to be called in
+/// process with [`send`] (tests on tokio's paused clock).
+pub fn in_process(config: &str) -> Gateway {
+    let settings = Settings::from_toml(config).expect("test configuration is valid");
+    Gateway::new(settings, Arc::new(MemoryStore::new()))
+}
+
+/// One request answered in process. It always carries a matching Xrfkey header (the
+/// query must still name the key), and the cookie header when given.
+pub async fn send(
+    gw: &Gateway,
+    side: Side,
+    method: &str,
+    target: &str,
+    cookie: Option<&str>,
+    body: &str,
+) -> http::Response<Bytes> {
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(target)
+        .header("X-Qlik-Xrfkey", "abcdefghijklmnop");
+    if let Some(c) = cookie {
+        req = req.header("Cookie", c);
+    }
+    call(
+        gw,
+        side,
+        req.body(Full::new(Bytes::from(body.to_owned())))
+            .expect("request"),
+    )
+    .await
+}

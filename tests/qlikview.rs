@@ -2,7 +2,6 @@
 //! Authenticate.aspx in every form portals use, AccessPoint logout, and the pages behind
 //! the session.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -10,8 +9,7 @@ use bytes::Bytes;
 use gateway_tests::{call, get, raw, replay_fixtures, RawResponse, TestGateway};
 use http::Request;
 use http_body_util::Full;
-use ticket_core::MemoryStore;
-use ticket_gateway::{Gateway, Settings, Side};
+use ticket_gateway::{Gateway, Side};
 
 const SAFE: &str = "[qlikview]\nsafe_forward_hosts = [\"portal.example.com\"]\n";
 
@@ -553,8 +551,7 @@ async fn the_demo_portal_walks_a_browser_through_the_whole_flow() {
 }
 
 fn in_process(extra: &str) -> Gateway {
-    let settings = Settings::from_toml(extra).unwrap();
-    Gateway::new(settings, Arc::new(MemoryStore::new()))
+    gateway_tests::in_process(extra)
 }
 
 async fn in_process_ticket(gw: &Gateway) -> String {
@@ -567,16 +564,7 @@ async fn in_process_ticket(gw: &Gateway) -> String {
 }
 
 async fn in_process_get(gw: &Gateway, target: &str, cookie: Option<&str>) -> http::Response<Bytes> {
-    let mut req = Request::get(target);
-    if let Some(c) = cookie {
-        req = req.header("Cookie", c);
-    }
-    call(
-        gw,
-        Side::Frontend,
-        req.body(Full::new(Bytes::new())).unwrap(),
-    )
-    .await
+    gateway_tests::send(gw, Side::Frontend, "GET", target, cookie, "").await
 }
 
 #[tokio::test(start_paused = true)]

@@ -2,31 +2,29 @@
 //! target ids, and the sliding session inactivity timeout. These tests call the gateway in
 //! process, so no socket or connection timer races the clock.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_tests::call;
-use http::Request;
-use http_body_util::Full;
-use ticket_core::MemoryStore;
-use ticket_gateway::{Gateway, Settings, Side};
+use gateway_tests::send;
+use ticket_gateway::{Gateway, Side};
 
 fn gateway(extra: &str) -> Gateway {
-    let settings = Settings::from_toml(&format!(
+    gateway_tests::in_process(&format!(
         "[[virtual_proxy]]\nprefix = \"ext\"\nauth_module_redirect_uri = \"https://auth.example.com/login\"\n\
          session_inactivity_timeout_minutes = 30\n{extra}"
     ))
-    .unwrap();
-    Gateway::new(settings, Arc::new(MemoryStore::new()))
 }
 
 async fn issue(gw: &Gateway, body: &str) -> serde_json::Value {
-    let req = Request::post("/qps/ext/ticket?xrfkey=abcdefghijklmnop")
-        .header("X-Qlik-Xrfkey", "abcdefghijklmnop")
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .unwrap();
-    let res = call(gw, Side::Api, req).await;
+    let res = send(
+        gw,
+        Side::Api,
+        "POST",
+        "/qps/ext/ticket?xrfkey=abcdefghijklmnop",
+        None,
+        body,
+    )
+    .await;
     assert_eq!(res.status(), 201);
     serde_json::from_slice(res.body()).unwrap()
 }
@@ -39,16 +37,7 @@ async fn ticket(gw: &Gateway) -> String {
 }
 
 async fn front(gw: &Gateway, target: &str, cookie: Option<&str>) -> http::Response<Bytes> {
-    let mut req = Request::get(target);
-    if let Some(c) = cookie {
-        req = req.header("Cookie", c);
-    }
-    call(
-        gw,
-        Side::Frontend,
-        req.body(Full::new(Bytes::new())).unwrap(),
-    )
-    .await
+    send(gw, Side::Frontend, "GET", target, cookie, "").await
 }
 
 #[tokio::test(start_paused = true)]

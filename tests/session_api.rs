@@ -1,15 +1,11 @@
 //! The session and user APIs (`/qps/{vp}/session…`, `/qps/{vp}/user/…`), the personal API
 //! (`/{vp}/qps/user`), and the session limit, as portals and the hub use them.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_tests::{call, get, raw, ticket, RawResponse, TestGateway};
-use http::Request;
-use http_body_util::Full;
-use ticket_core::MemoryStore;
-use ticket_gateway::{Gateway, Settings, Side};
+use gateway_tests::{get, raw, send, ticket, RawResponse, TestGateway};
+use ticket_gateway::{Gateway, Side};
 
 const CONFIG: &str =
     "[[virtual_proxy]]\nprefix = \"ext\"\nsession_cookie_name = \"X-Qlik-Session-ext\"\n\
@@ -377,31 +373,7 @@ async fn the_personal_api_login_uri_carries_target_uri() {
 }
 
 fn in_process(extra: &str) -> Gateway {
-    let settings = Settings::from_toml(&format!("{CONFIG}{extra}")).unwrap();
-    Gateway::new(settings, Arc::new(MemoryStore::new()))
-}
-
-async fn send(
-    gw: &Gateway,
-    side: Side,
-    method: &str,
-    target: &str,
-    cookie: Option<&str>,
-    body: &str,
-) -> http::Response<Bytes> {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(target)
-        .header("X-Qlik-Xrfkey", "abcdefghijklmnop");
-    if let Some(c) = cookie {
-        req = req.header("Cookie", c);
-    }
-    call(
-        gw,
-        side,
-        req.body(Full::new(Bytes::from(body.to_owned()))).unwrap(),
-    )
-    .await
+    gateway_tests::in_process(&format!("{CONFIG}{extra}"))
 }
 
 async fn redeem_new(gw: &Gateway) -> http::Response<Bytes> {
