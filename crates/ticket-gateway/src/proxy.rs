@@ -35,27 +35,32 @@ pub fn client(settings: &ProxySettings) -> UpstreamClient {
 }
 
 /// Identity headers a client may never set: the gateway alone speaks for the user.
-pub const IDENTITY_HEADERS: &[&str] = &[
-    "x-qlik-user",
-    "x-qlik-security",
-    "x-qlik-proxysession",
-    "x-qlik-proxyid",
-    "x-qlik-virtual-proxy-prefix",
-    "x-qlik-ticket",
+/// (Constant names: no parsing per request.)
+pub const IDENTITY_HEADERS: [HeaderName; 6] = [
+    HeaderName::from_static("x-qlik-user"),
+    HeaderName::from_static("x-qlik-security"),
+    HeaderName::from_static("x-qlik-proxysession"),
+    HeaderName::from_static("x-qlik-proxyid"),
+    HeaderName::from_static("x-qlik-virtual-proxy-prefix"),
+    HeaderName::from_static("x-qlik-ticket"),
 ];
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Where and as whom to forward.
 #[derive(Debug)]
@@ -192,8 +197,8 @@ fn is_websocket(headers: &HeaderMap) -> bool {
 /// client-supplied identity header.
 fn strip(headers: &mut HeaderMap, also: Option<&HeaderName>) {
     strip_hop_by_hop(headers);
-    for name in IDENTITY_HEADERS {
-        headers.remove(*name);
+    for name in &IDENTITY_HEADERS {
+        headers.remove(name);
     }
     if let Some(name) = also {
         headers.remove(name);
@@ -201,38 +206,40 @@ fn strip(headers: &mut HeaderMap, also: Option<&HeaderName>) {
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
     }
 }
 
 fn forwarded_headers(headers: &mut HeaderMap, conn: &Conn, host: Option<HeaderValue>) {
     let peer = conn.peer.ip().to_string();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prior) => format!("{prior}, {peer}"),
         None => peer,
     };
     if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
+        headers.insert(X_FORWARDED_FOR, v);
     }
     let proto = if conn.secure { "https" } else { "http" };
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     match host {
         Some(h) => {
-            headers.insert("x-forwarded-host", h);
+            headers.insert(X_FORWARDED_HOST, h);
         }
         None => {
-            headers.remove("x-forwarded-host");
+            headers.remove(X_FORWARDED_HOST);
         }
     }
 }
