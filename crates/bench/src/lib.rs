@@ -1,4 +1,4 @@
-//! The benchmark of issue 7: a closed-loop HTTP/1.1 load generator, the workloads, the
+//! The gateway's benchmark: a closed-loop HTTP/1.1 load generator, the workloads, the
 //! processes under test and the report. `src/main.rs` is the command line over it and
 //! `src/bin/hello.rs` the ceiling; `scripts/bench` runs it all.
 

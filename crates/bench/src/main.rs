@@ -1,4 +1,4 @@
-//! `gateway-bench`: the benchmark of issue 7.
+//! `gateway-bench`: the gateway's benchmark.
 //!
 //! ```text
 //! gateway-bench run                 everything scripts/bench runs (servers spawned here)
