@@ -117,11 +117,15 @@ impl Worker {
             }
             Workload::QpsIssue => {
                 let a = need(t.api, "API")?;
-                (a, None, issue_request(a))
+                (a, None, issue_request_as(a, &next_user()))
             }
             Workload::QpsIssueRedeem => {
                 let a = need(t.api, "API")?;
-                (a, Some(need(t.frontend, "front-end")?), issue_request(a))
+                (
+                    a,
+                    Some(need(t.frontend, "front-end")?),
+                    issue_request_as(a, &next_user()),
+                )
             }
             Workload::QvGetwebticket | Workload::QvGetwebticketAuthenticate => {
                 let a = need(t.frontend, "front-end")?;
@@ -213,6 +217,27 @@ pub fn post(addr: SocketAddr, path: &str, extra: &str, content_type: &str, body:
         body.len()
     )
     .into_bytes()
+}
+
+/// A user id of its own for each connection: a login storm is many users logging in, not
+/// one user logging in thousands of times (which only measures one user's session limit).
+fn next_user() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    format!(
+        "jdoe{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// `POST /qps/ticket?xrfkey=…` for `ACME\<user>` on the default virtual proxy.
+pub fn issue_request_as(api: SocketAddr, user: &str) -> Vec<u8> {
+    post(
+        api,
+        &format!("/qps/ticket?xrfkey={XRFKEY}"),
+        &format!("X-Qlik-Xrfkey: {XRFKEY}\r\n"),
+        "application/json",
+        &TICKET_BODY.replace("\"jdoe\"", &format!("\"{user}\"")),
+    )
 }
 
 /// `POST /qps/ticket?xrfkey=…` for `ACME\jdoe` on the default virtual proxy.
