@@ -205,7 +205,7 @@ async fn cookies_are_secure_over_https_and_carry_same_site_and_domain() {
 
     // Over plain http: the -HTTP name, no Secure.
     let plain = TestGateway::start(
-        "[[virtual_proxy]]\nprefix = \"ext\"\nsession_cookie_same_site = \"strict\"\n",
+        "[[virtual_proxy]]\nprefix = \"ext\"\nsession_cookie_same_site = \"strict\"\nsession_cookie_domain = \".example.com\"\n",
     )
     .await;
     let t = gateway_tests::ticket(plain.api, "ext").await;
@@ -213,8 +213,21 @@ async fn cookies_are_secure_over_https_and_carry_same_site_and_domain() {
     let cookie = res.header("set-cookie").unwrap();
     assert!(cookie.starts_with("X-Qlik-Session-ext-HTTP="));
     assert!(
-        cookie.ends_with("; Path=/; HttpOnly; SameSite=Strict"),
+        cookie.ends_with("; Path=/; HttpOnly; SameSite=Strict; Domain=.example.com"),
         "{cookie}"
+    );
+
+    // Logout expires it with the same Domain, or the browser would keep it.
+    let name_value = cookie.split(';').next().unwrap();
+    let req = format!("DELETE /ext/qps/user HTTP/1.1\r\nHost: x\r\nCookie: {name_value}\r\nConnection: close\r\n\r\n");
+    let res = gateway_tests::raw(plain.frontend, req.as_bytes()).await;
+    let cleared = res.headers_named("set-cookie");
+    assert!(
+        cleared
+            .iter()
+            .any(|c| c.starts_with("X-Qlik-Session-ext-HTTP=;")
+                && c.ends_with("; Domain=.example.com")),
+        "{cleared:?}"
     );
 }
 

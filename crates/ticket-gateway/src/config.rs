@@ -32,6 +32,8 @@ pub const DEFAULT_TICKET_TTL_SECONDS: u64 = 60;
 pub const DEFAULT_TARGET_ID_TTL_SECONDS: u64 = 30 * 60;
 /// Default session inactivity timeout, as on a fresh Qlik Sense virtual proxy.
 pub const DEFAULT_INACTIVITY_MINUTES: u64 = 30;
+/// Suffix Qlik Sense adds to the session cookie name over plain http.
+pub const HTTP_COOKIE_SUFFIX: &str = "-HTTP";
 /// Session cookie of the default virtual proxy on a fresh Qlik Sense install.
 pub const DEFAULT_COOKIE_NAME: &str = "X-Qlik-Session";
 /// Default limit on request bodies read by the ticket and session endpoints.
@@ -356,8 +358,11 @@ pub struct VirtualProxy {
     pub prefix: String,
     /// The store realm of its tickets and sessions.
     pub realm: String,
-    /// Name of the session cookie (`-HTTP` is appended over plain http).
+    /// Name of the session cookie over https.
     pub session_cookie_name: String,
+    /// Name of the session cookie over plain http: the name with `-HTTP` appended, as Qlik
+    /// Sense does since February 2019.
+    pub http_session_cookie_name: String,
     /// Where unauthenticated users are sent.
     pub auth_module_redirect_uri: String,
     /// Sliding session inactivity timeout.
@@ -606,6 +611,7 @@ fn validate(file: File, base: &Path) -> Result<Settings, ConfigError> {
             session_cookie_attributes: cookie_attributes,
             realm: ticket_core::model::qps_realm(&prefix),
             prefix,
+            http_session_cookie_name: format!("{cookie}{HTTP_COOKIE_SUFFIX}"),
             session_cookie_name: cookie,
             auth_module_redirect_uri: redirect,
             session_inactivity_timeout: inactivity * 60,
@@ -635,6 +641,7 @@ fn validate(file: File, base: &Path) -> Result<Settings, ConfigError> {
             prefix: String::new(),
             realm: ticket_core::model::qps_realm(""),
             session_cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
+            http_session_cookie_name: format!("{DEFAULT_COOKIE_NAME}{HTTP_COOKIE_SUFFIX}"),
             auth_module_redirect_uri: demo_login,
             session_inactivity_timeout: Duration::from_secs(DEFAULT_INACTIVITY_MINUTES * 60),
             upstream: None,

@@ -29,8 +29,6 @@ use crate::proxy::{self, Forward};
 pub const TICKET_PARAM: &str = "qlikTicket";
 /// The header name the Qlik documentation gives for the same purpose.
 pub const TICKET_HEADER: &str = "x-qlik-ticket";
-/// Suffix Qlik Sense adds to the session cookie name over plain http.
-pub const HTTP_COOKIE_SUFFIX: &str = "-HTTP";
 
 /// Why a browser gets no session.
 enum Refusal {
@@ -203,20 +201,19 @@ pub(crate) async fn current_session<B>(
 
 /// The non-empty values of this virtual proxy's session cookies.
 pub(crate) fn session_ids<B>(vp: &VirtualProxy, req: &Request<B>) -> Vec<String> {
-    let http_name = format!("{}{HTTP_COOKIE_SUFFIX}", vp.session_cookie_name);
     cookies(req.headers(), &vp.session_cookie_name)
-        .chain(cookies(req.headers(), &http_name))
+        .chain(cookies(req.headers(), &vp.http_session_cookie_name))
         .filter(|id| !id.is_empty())
         .map(str::to_owned)
         .collect()
 }
 
 /// The cookie name for this connection: `-HTTP` over plain http.
-pub(crate) fn cookie_name(vp: &VirtualProxy, conn: &Conn) -> String {
+pub(crate) fn cookie_name<'v>(vp: &'v VirtualProxy, conn: &Conn) -> &'v str {
     if conn.secure {
-        vp.session_cookie_name.clone()
+        &vp.session_cookie_name
     } else {
-        format!("{}{HTTP_COOKIE_SUFFIX}", vp.session_cookie_name)
+        &vp.http_session_cookie_name
     }
 }
 
@@ -233,14 +230,15 @@ fn set_session_cookie(res: &mut Response<Body>, vp: &VirtualProxy, conn: &Conn, 
     }
 }
 
-/// Expires the session cookie in the browser, under both names it may have.
+/// Expires the session cookie in the browser, under both names it may have, with the same
+/// `Domain` it was set with (a browser clears only a cookie whose domain matches).
 pub(crate) fn clear_session_cookies(res: &mut Response<Body>, vp: &VirtualProxy, conn: &Conn) {
     let secure = if conn.secure { "; Secure" } else { "" };
-    let plain = vp.session_cookie_name.clone();
-    let http = format!("{plain}{HTTP_COOKIE_SUFFIX}");
-    for name in [plain, http] {
-        let cookie =
-            format!("{name}=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly{secure}");
+    for name in [&vp.session_cookie_name, &vp.http_session_cookie_name] {
+        let cookie = format!(
+            "{name}=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly{secure}{}",
+            vp.session_cookie_attributes
+        );
         if let Ok(v) = HeaderValue::from_str(&cookie) {
             res.headers_mut().append(SET_COOKIE, v);
         }
