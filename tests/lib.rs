@@ -260,12 +260,12 @@ pub async fn call(
     req: http::Request<Full<Bytes>>,
 ) -> http::Response<Bytes> {
     use http_body_util::BodyExt;
-    let conn = Conn {
+    let conn = Conn::new(
         side,
-        peer: "127.0.0.1:50000".parse().unwrap(),
-        secure: false,
-        client_auth: ticket_gateway::tls::ClientAuth::NotRequired,
-    };
+        "127.0.0.1:50000".parse().unwrap(),
+        false,
+        ticket_gateway::tls::ClientAuth::NotRequired,
+    );
     let res = gateway.handle(req, &conn).await;
     let (parts, body) = res.into_parts();
     let bytes = body.collect().await.expect("body").to_bytes();

@@ -11,10 +11,41 @@ use crate::model::{Identity, Session, Ticket};
 
 /// A short, per-process keyed hash of a secret: enough to follow one ticket or session
 /// through the logs, useless for presenting it.
-pub fn fingerprint(secret: &str) -> String {
+///
+/// Eight lowercase hex digits on the stack: written into every audit line, so it must not
+/// cost an allocation or a trip through the formatter.
+pub fn fingerprint(secret: &str) -> Fingerprint {
     static KEY: OnceLock<RandomState> = OnceLock::new();
-    let h = KEY.get_or_init(RandomState::new).hash_one(secret);
-    format!("{:08x}", h >> 32)
+    let h = (KEY.get_or_init(RandomState::new).hash_one(secret) >> 32) as u32;
+    let mut digits = [0u8; 8];
+    for (i, d) in digits.iter_mut().enumerate() {
+        *d = b"0123456789abcdef"[(h >> (28 - 4 * i)) as usize & 0xf];
+    }
+    Fingerprint(digits)
+}
+
+/// What [`fingerprint`] returns.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint([u8; 8]);
+
+impl Fingerprint {
+    /// The eight hex digits.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or("????????")
+    }
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// `(dialect, user directory, user id)` of an identity, for events.
@@ -43,4 +74,22 @@ pub fn session_timed_out(session: &Session) {
     tracing::info!(target: "audit", event = "session_ended", dialect, realm = %session.realm,
         user_directory = dir, user_id = user, session = %fingerprint(&session.id),
         outcome = "ok", reason = "inactivity timeout");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fingerprint;
+
+    #[test]
+    fn fingerprints_are_eight_hex_digits_stable_within_a_process() {
+        let a = fingerprint("ABCDEFGHIJKLMNOP");
+        assert_eq!(a.as_str().len(), 8);
+        assert!(a
+            .as_str()
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert_eq!(a, fingerprint("ABCDEFGHIJKLMNOP"));
+        assert_eq!(a.to_string(), a.as_str());
+        assert_ne!(a, fingerprint("ABCDEFGHIJKLMNOQ"));
+    }
 }

@@ -32,14 +32,15 @@ pub fn ticket_issued(
 ) {
     crate::metrics::ticket_issued(dialect, vp);
     let (dir, id) = user(identity);
+    let ticket = fingerprint(ticket);
     tracing::info!(target: "audit", event = "ticket_issued", dialect, vp, user_directory = dir,
-        user_id = id, ticket = %fingerprint(ticket), peer = %conn.peer, outcome = "ok");
+        user_id = id, ticket = ticket.as_str(), peer = conn.peer_text(), outcome = "ok");
 }
 
 /// A ticket request was refused; `reason` is a short label, also used as the metric's.
 pub fn ticket_refused(dialect: &'static str, vp: &str, conn: &Conn, reason: &'static str) {
     crate::metrics::ticket_refused(dialect, vp, reason);
-    tracing::info!(target: "audit", event = "ticket_refused", dialect, vp, peer = %conn.peer,
+    tracing::info!(target: "audit", event = "ticket_refused", dialect, vp, peer = conn.peer_text(),
         outcome = "refused", reason);
 }
 
@@ -57,16 +58,18 @@ pub fn ticket_redeemed(
     }
     let (dir, id) = identity.map(user).unwrap_or(("", ""));
     let outcome = if identity.is_some() { "ok" } else { "refused" };
+    let ticket = fingerprint(ticket);
     tracing::info!(target: "audit", event = "ticket_redeemed", dialect, vp, user_directory = dir,
-        user_id = id, ticket = %fingerprint(ticket), peer = %conn.peer, outcome,
+        user_id = id, ticket = ticket.as_str(), peer = conn.peer_text(), outcome,
         reason = if identity.is_some() { "" } else { "unknown, used or expired" });
 }
 
 /// A session started.
 pub fn session_started(dialect: &str, vp: &str, identity: &Identity, session: &str, conn: &Conn) {
     let (dir, id) = user(identity);
+    let session = fingerprint(session);
     tracing::info!(target: "audit", event = "session_started", dialect, vp, user_directory = dir,
-        user_id = id, session = %fingerprint(session), peer = %conn.peer, outcome = "ok");
+        user_id = id, session = session.as_str(), peer = conn.peer_text(), outcome = "ok");
 }
 
 /// A session ended: logout, timeout, eviction.
@@ -79,6 +82,7 @@ pub fn session_ended(
     reason: &str,
 ) {
     let (dir, id) = user(identity);
+    let session = fingerprint(session);
     tracing::info!(target: "audit", event = "session_ended", dialect, vp, user_directory = dir,
-        user_id = id, session = %fingerprint(session), peer = %conn.peer, outcome = "ok", reason);
+        user_id = id, session = session.as_str(), peer = conn.peer_text(), outcome = "ok", reason);
 }

@@ -27,6 +27,32 @@ pub struct Conn {
     pub secure: bool,
     /// What the TLS handshake established about the client's certificate.
     pub client_auth: crate::tls::ClientAuth,
+    /// `peer` as text, formatted once per connection: every log line of every request on
+    /// the connection carries it.
+    peer_text: Arc<str>,
+}
+
+impl Conn {
+    /// A connection from `peer`, accepted on `side`.
+    pub fn new(
+        side: Side,
+        peer: SocketAddr,
+        secure: bool,
+        client_auth: crate::tls::ClientAuth,
+    ) -> Self {
+        Conn {
+            side,
+            peer,
+            secure,
+            client_auth,
+            peer_text: peer.to_string().into(),
+        }
+    }
+
+    /// The peer's address as `ip:port`.
+    pub fn peer_text(&self) -> &str {
+        &self.peer_text
+    }
 }
 
 /// The gateway: cheap to clone, shared by every connection.
@@ -139,8 +165,8 @@ impl Gateway {
         let elapsed = started.elapsed();
         let status = res.status().as_u16();
         crate::metrics::request(name, status, elapsed);
-        tracing::info!(target: "access", method = %method, route = name, status,
-            latency_us = elapsed.as_micros() as u64, peer = %conn.peer);
+        tracing::info!(target: "access", method = method.as_str(), route = name, status,
+            latency_us = elapsed.as_micros() as u64, peer = conn.peer_text());
         res
     }
 

@@ -105,23 +105,14 @@ pub async fn run(listeners: Listeners, gateway: Gateway, shutdown: impl Future<O
         tokio::spawn(async move {
             let _permit = permit;
             let Some(tls) = tls else {
-                let conn = Conn {
-                    side,
-                    peer,
-                    secure: false,
-                    client_auth: ClientAuth::NotRequired,
-                };
+                let conn = Conn::new(side, peer, false, ClientAuth::NotRequired);
                 return serve(&builder, watcher, gateway, stream, conn).await;
             };
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
             match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => {
-                    let conn = Conn {
-                        side,
-                        peer,
-                        secure: true,
-                        client_auth: tls::client_auth(&tls, stream.get_ref().1),
-                    };
+                    let client_auth = tls::client_auth(&tls, stream.get_ref().1);
+                    let conn = Conn::new(side, peer, true, client_auth);
                     serve(&builder, watcher, gateway, stream, conn).await;
                 }
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),

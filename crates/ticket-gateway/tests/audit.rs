@@ -21,12 +21,12 @@ async fn call(
     req: http::Request<Full<Bytes>>,
 ) -> http::Response<Bytes> {
     use http_body_util::BodyExt;
-    let conn = Conn {
+    let conn = Conn::new(
         side,
-        peer: "127.0.0.1:50000".parse().unwrap(),
-        secure: false,
-        client_auth: ticket_gateway::tls::ClientAuth::NotRequired,
-    };
+        "127.0.0.1:50000".parse().unwrap(),
+        false,
+        ticket_gateway::tls::ClientAuth::NotRequired,
+    );
     let (parts, body) = gateway.handle(req, &conn).await.into_parts();
     http::Response::from_parts(parts, body.collect().await.unwrap().to_bytes())
 }

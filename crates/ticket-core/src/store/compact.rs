@@ -70,9 +70,37 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// A ticket as one byte string.
+#[cfg(test)]
 pub(crate) fn encode(t: &Ticket) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(64);
-    put_str(&mut out, &t.realm);
+    let mut out = Vec::with_capacity(encoded_len(t));
+    encode_into(&mut out, t);
+    out.into_boxed_slice()
+}
+
+/// The exact length [`encode_into`] appends, so the caller allocates once.
+pub(crate) fn encoded_len(t: &Ticket) -> usize {
+    let s = |s: &str| 4 + s.len();
+    let identity = match &t.identity {
+        Identity::Qps {
+            user_directory,
+            user_id,
+            attributes,
+        } => {
+            1 + s(user_directory)
+                + s(user_id)
+                + 4
+                + attributes.iter().map(|(k, v)| s(k) + s(v)).sum::<usize>()
+        }
+        Identity::QlikView {
+            user_id, groups, ..
+        } => 1 + s(user_id) + 1 + 4 + groups.iter().map(|g| s(g)).sum::<usize>(),
+    };
+    s(&t.realm) + identity + 1 + t.target_uri.as_deref().map_or(0, s)
+}
+
+/// Appends a ticket as one byte string.
+pub(crate) fn encode_into(out: &mut Vec<u8>, t: &Ticket) {
+    put_str(out, &t.realm);
     match &t.identity {
         Identity::Qps {
             user_directory,
@@ -80,12 +108,12 @@ pub(crate) fn encode(t: &Ticket) -> Box<[u8]> {
             attributes,
         } => {
             out.push(0);
-            put_str(&mut out, user_directory);
-            put_str(&mut out, user_id);
+            put_str(out, user_directory);
+            put_str(out, user_id);
             out.extend_from_slice(&(attributes.len() as u32).to_le_bytes());
             for (k, v) in attributes {
-                put_str(&mut out, k);
-                put_str(&mut out, v);
+                put_str(out, k);
+                put_str(out, v);
             }
         }
         Identity::QlikView {
@@ -94,22 +122,21 @@ pub(crate) fn encode(t: &Ticket) -> Box<[u8]> {
             groups_is_names,
         } => {
             out.push(1);
-            put_str(&mut out, user_id);
+            put_str(out, user_id);
             out.push(u8::from(*groups_is_names));
             out.extend_from_slice(&(groups.len() as u32).to_le_bytes());
             for g in groups {
-                put_str(&mut out, g);
+                put_str(out, g);
             }
         }
     }
     match &t.target_uri {
         Some(u) => {
             out.push(1);
-            put_str(&mut out, u);
+            put_str(out, u);
         }
         None => out.push(0),
     }
-    out.into_boxed_slice()
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -232,6 +259,7 @@ mod tests {
                 target_uri: None,
             },
         ] {
+            assert_eq!(encode(&t).len(), encoded_len(&t));
             assert_eq!(decode(&encode(&t)), Some(t));
         }
         assert_eq!(decode(b"\xff\xff"), None);

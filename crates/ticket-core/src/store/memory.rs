@@ -7,7 +7,7 @@
 //! requests. The purge task is owned by the store: dropping the last handle stops it.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::compact::{decode, encode, TicketKey};
+use super::compact::{decode, encode_into, encoded_len, TicketKey};
 use super::{SessionLimit, Store, StoreError};
 use crate::model::{Session, Ticket};
 
@@ -104,10 +104,9 @@ impl TicketBlob {
     fn new(ticket: &Ticket, expires: Instant) -> TicketBlob {
         let ms = u64::try_from(expires.saturating_duration_since(epoch()).as_millis())
             .unwrap_or(u64::MAX);
-        let body = encode(ticket);
-        let mut bytes = Vec::with_capacity(8 + body.len());
+        let mut bytes = Vec::with_capacity(8 + encoded_len(ticket));
         bytes.extend_from_slice(&ms.to_le_bytes());
-        bytes.extend_from_slice(&body);
+        encode_into(&mut bytes, ticket);
         TicketBlob(bytes.into_boxed_slice())
     }
 
@@ -138,23 +137,31 @@ impl Deadline for SessionEntry {
     }
 }
 
+/// Keys are hashed with foldhash, randomly seeded per map: several times cheaper than
+/// SipHash on every insert and lookup, and still keyed, so a client cannot aim keys at one
+/// bucket. The shard picker has a seed of its own, so a shard's keys still spread over its
+/// map.
+type Hasher = foldhash::fast::RandomState;
+
 #[derive(Debug)]
 struct Sharded<K, V> {
-    hasher: RandomState,
-    shards: Box<[Mutex<HashMap<K, V>>]>,
+    hasher: Hasher,
+    shards: Box<[Mutex<HashMap<K, V, Hasher>>]>,
 }
 
 impl<K, V> Default for Sharded<K, V> {
     fn default() -> Self {
         Sharded {
-            hasher: RandomState::new(),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: Hasher::default(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::with_hasher(Hasher::default())))
+                .collect(),
         }
     }
 }
 
 impl<K: Hash + Eq, V> Sharded<K, V> {
-    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> MutexGuard<'_, HashMap<K, V>> {
+    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> MutexGuard<'_, HashMap<K, V, Hasher>> {
         let index = (self.hasher.hash_one(key) as usize) % self.shards.len();
         lock(&self.shards[index])
     }

@@ -148,8 +148,8 @@ async fn redeem(
         }
         Err(StoreError::LimitReached) => {
             crate::metrics::ticket_refused("qps", &vp.prefix, "too_many_sessions");
-            tracing::info!(target: "audit", event = "session_refused", dialect = "qps", vp = %vp.prefix,
-                peer = %conn.peer, outcome = "refused", reason = "UsageDenied: too many sessions");
+            tracing::info!(target: "audit", event = "session_refused", dialect = "qps", vp = vp.prefix.as_str(),
+                peer = conn.peer_text(), outcome = "refused", reason = "UsageDenied: too many sessions");
             Err(Refusal::TooManySessions)
         }
         Err(e) => Err(store_failed(&e)),

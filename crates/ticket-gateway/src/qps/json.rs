@@ -9,33 +9,35 @@
 //! `serde_json` is strict by design and `json5` neither limits depth nor keeps order, which
 //! is why this one small reader exists.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Deepest nesting accepted. A ticket request needs three levels.
 pub const MAX_DEPTH: usize = 32;
 
-/// A parsed value. Numbers keep their source text, as .NET converts them to strings
-/// verbatim when a string property receives one.
+/// A parsed value, borrowing from the document: a ticket request is read once and
+/// dropped, so only strings with escapes are copied. Numbers keep their source text, as
+/// .NET converts them to strings verbatim when a string property receives one.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub enum Value<'a> {
     /// `null` (or `undefined`).
     Null,
     /// `true` or `false`.
     Bool(bool),
     /// A number, as written.
-    Number(String),
+    Number(&'a str),
     /// A string, unescaped.
-    String(String),
+    String(Cow<'a, str>),
     /// An array.
-    Array(Vec<Value>),
+    Array(Vec<Value<'a>>),
     /// An object, members in document order (duplicates kept).
-    Object(Vec<(String, Value)>),
+    Object(Vec<(Cow<'a, str>, Value<'a>)>),
 }
 
-impl Value {
+impl<'a> Value<'a> {
     /// The last member whose name matches `name` in any casing: Newtonsoft matches property
     /// names case-insensitively, and a later duplicate overwrites an earlier one.
-    pub fn member(&self, name: &str) -> Option<&Value> {
+    pub fn member(&self, name: &str) -> Option<&Value<'a>> {
         match self {
             Value::Object(members) => members
                 .iter()
@@ -48,12 +50,12 @@ impl Value {
 
     /// The value as .NET would bind it to a `string` property: strings as they are,
     /// numbers and booleans as text, `null` as absent. Arrays and objects do not bind.
-    pub fn as_text(&self) -> Result<Option<String>, NotText> {
+    pub fn as_text(&self) -> Result<Option<&str>, NotText> {
         match self {
             Value::Null => Ok(None),
-            Value::Bool(b) => Ok(Some(if *b { "True" } else { "False" }.to_owned())),
-            Value::Number(n) => Ok(Some(n.clone())),
-            Value::String(s) => Ok(Some(s.clone())),
+            Value::Bool(b) => Ok(Some(if *b { "True" } else { "False" })),
+            Value::Number(n) => Ok(Some(n)),
+            Value::String(s) => Ok(Some(s)),
             Value::Array(_) | Value::Object(_) => Err(NotText),
         }
     }
@@ -135,7 +137,7 @@ impl fmt::Display for JsonError {
 }
 
 /// Reads one JSON value from `input`, which may start with a UTF-8 byte-order mark.
-pub fn parse(input: &[u8]) -> Result<Value, JsonError> {
+pub fn parse(input: &[u8]) -> Result<Value<'_>, JsonError> {
     let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
     let text = std::str::from_utf8(input).map_err(|e| JsonError {
         reason: "body is not UTF-8",
@@ -164,7 +166,7 @@ struct Reader<'a> {
     pos: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn err(&self, reason: &'static str) -> JsonError {
         JsonError {
             reason,
@@ -200,7 +202,7 @@ impl Reader<'_> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value, JsonError> {
+    fn value(&mut self, depth: usize) -> Result<Value<'a>, JsonError> {
         if depth >= MAX_DEPTH {
             return Err(self.err("nesting too deep"));
         }
@@ -209,7 +211,7 @@ impl Reader<'_> {
             Some(b'[') => self.array(depth),
             Some(q @ (b'"' | b'\'')) => self.string(q).map(Value::String),
             Some(b'-' | b'0'..=b'9') => self.number(),
-            Some(_) => match self.word().as_str() {
+            Some(_) => match self.word() {
                 "true" => Ok(Value::Bool(true)),
                 "false" => Ok(Value::Bool(false)),
                 "null" | "undefined" => Ok(Value::Null),
@@ -219,7 +221,7 @@ impl Reader<'_> {
         }
     }
 
-    fn object(&mut self, depth: usize) -> Result<Value, JsonError> {
+    fn object(&mut self, depth: usize) -> Result<Value<'a>, JsonError> {
         self.pos += 1;
         let mut members = Vec::new();
         loop {
@@ -234,7 +236,7 @@ impl Reader<'_> {
                     self.member(key, depth, &mut members)?;
                 }
                 Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b'$' => {
-                    let key = self.word();
+                    let key = Cow::Borrowed(self.word());
                     self.member(key, depth, &mut members)?;
                 }
                 None => return Err(self.err("unclosed object")),
@@ -252,9 +254,9 @@ impl Reader<'_> {
 
     fn member(
         &mut self,
-        key: String,
+        key: Cow<'a, str>,
         depth: usize,
-        members: &mut Vec<(String, Value)>,
+        members: &mut Vec<(Cow<'a, str>, Value<'a>)>,
     ) -> Result<(), JsonError> {
         self.skip_space()?;
         if self.peek() != Some(b':') {
@@ -267,7 +269,7 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn array(&mut self, depth: usize) -> Result<Value, JsonError> {
+    fn array(&mut self, depth: usize) -> Result<Value<'a>, JsonError> {
         self.pos += 1;
         let mut items = Vec::new();
         loop {
@@ -291,16 +293,16 @@ impl Reader<'_> {
     }
 
     /// An identifier-like word: a bare property name or a literal.
-    fn word(&mut self) -> String {
+    fn word(&mut self) -> &'a str {
         let start = self.pos;
         while matches!(self.peek(), Some(b) if b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
         {
             self.pos += 1;
         }
-        self.text[start..self.pos].to_owned()
+        &self.text[start..self.pos]
     }
 
-    fn number(&mut self) -> Result<Value, JsonError> {
+    fn number(&mut self) -> Result<Value<'a>, JsonError> {
         let start = self.pos;
         if self.peek() == Some(b'-') {
             self.pos += 1;
@@ -330,11 +332,21 @@ impl Reader<'_> {
                 return Err(self.err("malformed number"));
             }
         }
-        Ok(Value::Number(self.text[start..self.pos].to_owned()))
+        Ok(Value::Number(&self.text[start..self.pos]))
     }
 
-    fn string(&mut self, quote: u8) -> Result<String, JsonError> {
+    /// A string literal: borrowed from the document unless it holds an escape.
+    fn string(&mut self, quote: u8) -> Result<Cow<'a, str>, JsonError> {
         self.pos += 1;
+        let first = self.pos;
+        while !matches!(self.peek(), None | Some(b'\\')) && self.peek() != Some(quote) {
+            self.pos += 1;
+        }
+        if self.peek() == Some(quote) {
+            self.pos += 1;
+            return Ok(Cow::Borrowed(&self.text[first..self.pos - 1]));
+        }
+        self.pos = first;
         let mut out = String::new();
         loop {
             let start = self.pos;
@@ -369,7 +381,7 @@ impl Reader<'_> {
                 }
                 Some(_) => {
                     self.pos += 1;
-                    return Ok(out);
+                    return Ok(Cow::Owned(out));
                 }
             }
         }
@@ -407,9 +419,9 @@ impl Reader<'_> {
 mod tests {
     use super::*;
 
-    fn obj(v: &Value) -> Vec<(&str, &Value)> {
+    fn obj<'v>(v: &'v Value<'v>) -> Vec<(&'v str, &'v Value<'v>)> {
         match v {
-            Value::Object(m) => m.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+            Value::Object(m) => m.iter().map(|(k, v)| (k.as_ref(), v)).collect(),
             _ => panic!("not an object"),
         }
     }
@@ -426,7 +438,7 @@ mod tests {
         let v = parse(br#"{"b":1,"a":2,"b":3}"#).unwrap();
         let keys: Vec<&str> = obj(&v).iter().map(|(k, _)| *k).collect();
         assert_eq!(keys, ["b", "a", "b"]);
-        assert_eq!(v.member("B"), Some(&Value::Number("3".into())));
+        assert_eq!(v.member("B"), Some(&Value::Number("3")));
     }
 
     #[test]

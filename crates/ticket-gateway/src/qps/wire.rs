@@ -25,7 +25,9 @@ impl TicketRequest {
         let user_directory = user_field(v, "UserDirectory")?;
         let user_id = user_field(v, "UserId")?;
         let attributes = attributes(v.member("Attributes"))?;
-        let target_id = text(v, "TargetId")?.filter(|t| !t.is_empty());
+        let target_id = text(v, "TargetId")?
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
         Ok(TicketRequest {
             user_directory,
             user_id,
@@ -58,7 +60,9 @@ impl SessionRequest {
             user_directory: user_field(v, "UserDirectory")?,
             user_id: user_field(v, "UserId")?,
             attributes: attributes(v.member("Attributes"))?,
-            session_id: text(v, "SessionId")?.filter(|s| !s.is_empty()),
+            session_id: text(v, "SessionId")?
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
         })
     }
 }
@@ -98,7 +102,7 @@ pub fn sessions_response(sessions: &[ticket_core::Session]) -> String {
     out
 }
 
-fn text(v: &Value, name: &str) -> Result<Option<String>, String> {
+fn text<'v>(v: &'v Value<'_>, name: &str) -> Result<Option<&'v str>, String> {
     match v.member(name) {
         None => Ok(None),
         Some(m) => m.as_text().map_err(|_| format!("{name} must be a string.")),
@@ -107,8 +111,7 @@ fn text(v: &Value, name: &str) -> Result<Option<String>, String> {
 
 /// `UserDirectory` and `UserId`: trimmed, not empty, no backslash (Qlik's documented rule).
 fn user_field(v: &Value, name: &str) -> Result<String, String> {
-    let raw = text(v, name)?.unwrap_or_default();
-    let trimmed = raw.trim();
+    let trimmed = text(v, name)?.unwrap_or_default().trim();
     if trimmed.is_empty() {
         return Err(format!("{name} is missing or empty."));
     }
@@ -135,7 +138,7 @@ fn attributes(v: Option<&Value>) -> Result<Vec<(String, String)>, String> {
             let value = v
                 .as_text()
                 .map_err(|_| format!("Attribute {k} must have a string value."))?;
-            out.push((k.clone(), value.unwrap_or_default()));
+            out.push((k.as_ref().to_owned(), value.unwrap_or_default().to_owned()));
         }
     }
     Ok(out)
