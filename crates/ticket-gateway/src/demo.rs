@@ -90,9 +90,9 @@ where
         let html = page(&rest, &target, &dir, &user, &attrs, Some(&error));
         return respond(StatusCode::BAD_REQUEST, HTML, html);
     }
-    match issue(gw, vp, &ticket_req, conn).await {
-        Ok((ticket, target_uri)) => {
-            let back = target_uri.unwrap_or_else(|| {
+    match issue(gw, vp, ticket_req, conn).await {
+        Ok((ticket, stored)) => {
+            let back = stored.target_uri.unwrap_or_else(|| {
                 let prefix = if vp.prefix.is_empty() {
                     String::new()
                 } else {

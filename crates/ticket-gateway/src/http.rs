@@ -2,19 +2,74 @@
 //! parameters, cookies and percent-encoding.
 
 use std::borrow::Cow;
-use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, Response, StatusCode};
+use http_body::{Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 
 /// Any error a body can fail with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The response body type of every handler.
-pub type Body = BoxBody<Bytes, BoxError>;
+/// The response body of every handler: a complete buffer (nearly every reply the gateway
+/// writes itself), or a stream (a back end's reply passed through). An enum rather than a
+/// boxed trait object, so the common case costs no allocation and no dynamic dispatch.
+#[derive(Debug)]
+pub struct Body(Kind);
+
+#[derive(Debug)]
+enum Kind {
+    /// What is left to send: `None` once sent.
+    Full(Option<Bytes>),
+    Stream(BoxBody<Bytes, BoxError>),
+}
+
+impl Body {
+    /// A body that streams `body` through.
+    pub fn stream<B>(body: B) -> Body
+    where
+        B: http_body::Body<Data = Bytes, Error = BoxError> + Send + Sync + 'static,
+    {
+        Body(Kind::Stream(BoxBody::new(body)))
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.get_mut().0 {
+            Kind::Full(data) => Poll::Ready(
+                data.take()
+                    .filter(|d| !d.is_empty())
+                    .map(|d| Ok(Frame::data(d))),
+            ),
+            Kind::Stream(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Kind::Full(data) => data.as_ref().map_or(true, Bytes::is_empty),
+            Kind::Stream(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            Kind::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Kind::Stream(body) => body.size_hint(),
+        }
+    }
+}
 
 /// `text/plain; charset=utf-8`
 pub const TEXT: &str = "text/plain; charset=utf-8";
@@ -27,9 +82,7 @@ pub const HTML: &str = "text/html; charset=utf-8";
 /// with the connection's vectored writes turned off, headers and body leave in one write:
 /// some clients parse only the first chunk they receive.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never: Infallible| match never {})
-        .boxed()
+    Body(Kind::Full(Some(bytes.into())))
 }
 
 /// An empty body.
@@ -80,29 +133,77 @@ pub enum BodyError {
 }
 
 /// Reads a whole request body, refusing it once it passes `limit` bytes (Content-Length and
-/// chunked bodies are counted the same way).
+/// chunked bodies are counted the same way; a declared length past the limit is refused
+/// before anything is read). A body that arrives as one frame, as small bodies do, is
+/// returned as it is, without a copy.
 pub async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, BodyError>
 where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(BodyError::TooLarge),
-        Err(_) => Err(BodyError::Broken),
+    if body.size_hint().lower() > limit as u64 {
+        return Err(BodyError::TooLarge);
     }
+    let mut body = std::pin::pin!(body);
+    let mut first: Option<Bytes> = None;
+    let mut rest = bytes::BytesMut::new();
+    while let Some(frame) = body.as_mut().frame().await {
+        let Ok(mut data) = frame.map_err(|_| BodyError::Broken)?.into_data() else {
+            continue; // trailers
+        };
+        // Free for `Bytes`, hyper's data type.
+        let data = data.copy_to_bytes(data.remaining());
+        let len = first.as_ref().map_or(0, Bytes::len) + rest.len() + data.len();
+        if len > limit {
+            return Err(BodyError::TooLarge);
+        }
+        match first.take() {
+            None if rest.is_empty() => first = Some(data),
+            Some(f) => {
+                rest.extend_from_slice(&f);
+                rest.extend_from_slice(&data);
+            }
+            None => rest.extend_from_slice(&data),
+        }
+    }
+    Ok(first.unwrap_or_else(|| rest.freeze()))
 }
 
 /// Query parameters as `(name, value)`, percent-decoded, `+` read as a space.
 pub fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
-    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (form_decode(name), form_decode(value))
+        })
 }
 
-/// The first query parameter whose name matches `name` in any casing.
+/// The first query parameter whose name matches `name` in any casing. Only that
+/// parameter's value is decoded: the Xrfkey check and ticket redemption run this on every
+/// request.
 pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<Cow<'a, str>> {
-    query_pairs(query)
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v)
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            form_decode(k)
+                .eq_ignore_ascii_case(name)
+                .then(|| form_decode(v))
+        })
+}
+
+/// `application/x-www-form-urlencoded` decoding: `+` is a space, then percent-decoding
+/// ([`percent_decode`]). Borrowed when there is nothing to decode.
+pub fn form_decode(s: &str) -> Cow<'_, str> {
+    if !s.contains('+') {
+        return percent_decode(s);
+    }
+    Cow::Owned(percent_decode(&s.replace('+', " ")).into_owned())
 }
 
 /// The query without any parameter named `name` (any casing), other parameters kept byte
@@ -218,6 +319,27 @@ mod tests {
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
         assert_eq!(percent_decode("%C3%A9"), "é");
+    }
+
+    #[test]
+    fn query_pairs_decode_like_form_urlencoded() {
+        for q in [
+            "a=1&b=%20x+y&&c&=d&e=%zz&f=%C3%A9&g=a=b&h=%2B+",
+            "xrfkey=abc&XRFKEY=def",
+            "",
+        ] {
+            let ours: Vec<(String, String)> = query_pairs(Some(q))
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            let reference: Vec<(String, String)> = form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            assert_eq!(ours, reference, "{q}");
+        }
+        assert_eq!(
+            query_param(Some("x%72fkey=A+B"), "XRFKEY").as_deref(),
+            Some("A B")
+        );
     }
 
     #[test]

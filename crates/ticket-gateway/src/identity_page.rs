@@ -29,7 +29,8 @@ pub fn render(
 }
 
 fn json(path: &str, label: Option<&str>, identity: &Identity) -> String {
-    let mut out = String::from("{");
+    let mut out = String::with_capacity(256);
+    out.push('{');
     match identity {
         Identity::Qps {
             user_directory,
@@ -75,13 +76,20 @@ fn json(path: &str, label: Option<&str>, identity: &Identity) -> String {
 }
 
 fn html(path: &str, label: Option<&str>, identity: &Identity) -> String {
-    let mut rows = String::new();
-    let mut row = |k: &str, v: &str| {
-        rows.push_str(&format!(
-            "<tr><th>{}</th><td>{}</td></tr>",
-            html_escape(k),
-            html_escape(v)
-        ));
+    let mut out = String::with_capacity(512);
+    out.push_str(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>ticket-gateway: signed in</title></head>\
+<body><h1>Signed in</h1><p>No back end is configured, so the gateway shows who you are.</p>\
+<table>",
+    );
+    let mut row = |k: &[&str], v: &str| {
+        out.push_str("<tr><th>");
+        for part in k {
+            out.push_str(&html_escape(part));
+        }
+        out.push_str("</th><td>");
+        out.push_str(&html_escape(v));
+        out.push_str("</td></tr>");
     };
     match identity {
         Identity::Qps {
@@ -91,13 +99,13 @@ fn html(path: &str, label: Option<&str>, identity: &Identity) -> String {
         } => {
             let vp = label.unwrap_or("");
             row(
-                "Virtual proxy",
+                &["Virtual proxy"],
                 if vp.is_empty() { "(default)" } else { vp },
             );
-            row("UserDirectory", user_directory);
-            row("UserId", user_id);
+            row(&["UserDirectory"], user_directory);
+            row(&["UserId"], user_id);
             for (k, v) in attributes {
-                row(&format!("Attribute {k}"), v);
+                row(&["Attribute ", k], v);
             }
         }
         Identity::QlikView {
@@ -105,18 +113,15 @@ fn html(path: &str, label: Option<&str>, identity: &Identity) -> String {
             groups,
             groups_is_names,
         } => {
-            row("UserId", user_id);
-            row("Groups", &groups.join(", "));
+            row(&["UserId"], user_id);
+            row(&["Groups"], &groups.join(", "));
             row(
-                "GroupsIsNames",
+                &["GroupsIsNames"],
                 if *groups_is_names { "true" } else { "false" },
             );
         }
     }
-    row("Requested path", path);
-    format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>ticket-gateway: signed in</title></head>\
-<body><h1>Signed in</h1><p>No back end is configured, so the gateway shows who you are.</p>\
-<table>{rows}</table></body></html>"
-    )
+    row(&["Requested path"], path);
+    out.push_str("</table></body></html>");
+    out
 }

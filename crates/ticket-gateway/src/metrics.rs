@@ -5,8 +5,8 @@
 //! sessions are counted at scrape time from the store, so the figure stays right whoever
 //! ended a session (a timeout, another node).
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, OnceLock, RwLock};
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
 use http::{Response, StatusCode};
@@ -20,6 +20,11 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
 ];
+
+/// How often samples recorded into histograms are folded into their buckets. The
+/// exporter buffers every sample until then (or until a scrape), so without this a
+/// gateway nobody scrapes would hold every latency it ever measured.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The process-wide recorder (installed once; every gateway in the process shares it).
 fn handle() -> &'static PrometheusHandle {
@@ -35,6 +40,16 @@ fn handle() -> &'static PrometheusHandle {
                 "a metrics recorder was installed already; /metrics shows only this one"
             );
         }
+        let upkeep = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                upkeep.run_upkeep();
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the metrics upkeep thread; histograms fold only when scraped");
+        }
         handle
     })
 }
@@ -44,32 +59,77 @@ pub fn install() {
     let _ = handle();
 }
 
-/// A label value that lives as long as the process: virtual proxy prefixes are few and fixed
-/// by configuration, so each is interned once and labels cost no allocation per request.
-fn label(value: &str) -> &'static str {
-    static INTERNED: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let mut set = INTERNED
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    match set.get(value) {
-        Some(v) => v,
-        None => {
-            let leaked: &'static str = Box::leak(value.to_owned().into_boxed_str());
-            set.insert(leaked);
-            leaked
+/// A registry of handles that are registered once and then live as long as the process:
+/// label values are few and fixed by configuration (routes, virtual proxy prefixes), so
+/// recording is an atomic operation on the request path, without a lookup in the
+/// exporter's registry or an allocation.
+struct Handles<V: ?Sized + 'static> {
+    map: RwLock<HashMap<Box<str>, &'static V, foldhash::fast::FixedState>>,
+}
+
+impl<V: ?Sized> Handles<V> {
+    fn new() -> Self {
+        Handles {
+            map: RwLock::new(HashMap::default()),
         }
+    }
+}
+
+impl<V> Handles<V> {
+    fn get(&self, key: &str, register: impl FnOnce() -> V) -> &'static V {
+        if let Some(v) = self.map.read().unwrap_or_else(|p| p.into_inner()).get(key) {
+            return v;
+        }
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        map.entry(key.into())
+            .or_insert_with(|| Box::leak(Box::new(register())))
+    }
+}
+
+/// The ticket counters of one dialect and virtual proxy.
+struct TicketCounters {
+    issued: metrics::Counter,
+    redeemed: metrics::Counter,
+}
+
+fn ticket_counters(dialect: &'static str, vp: &str) -> &'static TicketCounters {
+    static QPS: OnceLock<Handles<TicketCounters>> = OnceLock::new();
+    static QLIKVIEW: OnceLock<Handles<TicketCounters>> = OnceLock::new();
+    let handles = if dialect == "qps" { &QPS } else { &QLIKVIEW };
+    handles.get_or_init(Handles::new).get(vp, || {
+        let vp = label(vp);
+        TicketCounters {
+            issued: metrics::counter!("ticket_gateway_tickets_issued_total", "dialect" => dialect, "vp" => vp),
+            redeemed: metrics::counter!("ticket_gateway_tickets_redeemed_total", "dialect" => dialect, "vp" => vp),
+        }
+    })
+}
+
+/// A label value that lives as long as the process (see [`Handles`]).
+fn label(value: &str) -> &'static str {
+    static INTERNED: OnceLock<Handles<str>> = OnceLock::new();
+    INTERNED.get_or_init(Handles::new).get_str(value)
+}
+
+impl Handles<str> {
+    fn get_str(&self, key: &str) -> &'static str {
+        if let Some(v) = self.map.read().unwrap_or_else(|p| p.into_inner()).get(key) {
+            return v;
+        }
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        map.entry(key.into())
+            .or_insert_with(|| Box::leak(key.to_owned().into_boxed_str()))
     }
 }
 
 /// A ticket was issued.
 pub fn ticket_issued(dialect: &'static str, vp: &str) {
-    metrics::counter!("ticket_gateway_tickets_issued_total", "dialect" => dialect, "vp" => label(vp)).increment(1);
+    ticket_counters(dialect, vp).issued.increment(1);
 }
 
 /// A ticket was redeemed into a session.
 pub fn ticket_redeemed(dialect: &'static str, vp: &str) {
-    metrics::counter!("ticket_gateway_tickets_redeemed_total", "dialect" => dialect, "vp" => label(vp)).increment(1);
+    ticket_counters(dialect, vp).redeemed.increment(1);
 }
 
 /// A ticket request or redemption was refused. An unknown prefix from a request is not
@@ -89,9 +149,7 @@ pub fn upstream_error(kind: &'static str) {
     metrics::counter!("ticket_gateway_upstream_errors_total", "kind" => kind).increment(1);
 }
 
-/// The handles of one route's metrics, registered once: recording is then an atomic
-/// operation, without a registry lookup per request.
-#[derive(Clone)]
+/// The handles of one route's metrics.
 struct RouteMetrics {
     latency: metrics::Histogram,
     /// Requests by status class, `1xx` to `5xx`.
@@ -100,21 +158,12 @@ struct RouteMetrics {
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
-fn route_metrics(route: &'static str) -> RouteMetrics {
-    static ROUTES: OnceLock<RwLock<HashMap<&'static str, RouteMetrics>>> = OnceLock::new();
-    let routes = ROUTES.get_or_init(Default::default);
-    if let Some(m) = routes.read().unwrap_or_else(|p| p.into_inner()).get(route) {
-        return m.clone();
-    }
-    let m = RouteMetrics {
+fn route_metrics(route: &'static str) -> &'static RouteMetrics {
+    static ROUTES: OnceLock<Handles<RouteMetrics>> = OnceLock::new();
+    ROUTES.get_or_init(Handles::new).get(route, || RouteMetrics {
         latency: metrics::histogram!("ticket_gateway_request_duration_seconds", "route" => route),
         by_class: CLASSES.map(|class| metrics::counter!("ticket_gateway_requests_total", "route" => route, "status" => class)),
-    };
-    routes
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(route, m.clone());
-    m
+    })
 }
 
 /// One request answered.

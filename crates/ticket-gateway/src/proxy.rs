@@ -178,7 +178,7 @@ where
 
     let (mut parts, body) = res.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    Response::from_parts(parts, body.map_err(Into::into).boxed())
+    Response::from_parts(parts, Body::stream(body.map_err(Into::into)))
 }
 
 fn is_websocket(headers: &HeaderMap) -> bool {

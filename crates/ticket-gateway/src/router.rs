@@ -26,6 +26,8 @@
 //! words are matched in any casing, empty segments (`/qps//ticket`, `/qps/ext//ticket`)
 //! are skipped, and the request target may be in absolute form: only the path is read.
 
+use std::borrow::Cow;
+
 use http::Method;
 
 use crate::config::{Settings, VirtualProxy, DEMO_LOGIN_PATH, DEMO_PORTAL_PATH};
@@ -148,7 +150,8 @@ pub(crate) enum SessionOp {
     LogoutUser(String, String),
 }
 
-/// Picks the route for a request.
+/// Picks the route for a request. Every request comes through here, so paths are compared
+/// in place (ASCII case-insensitively) rather than lowercased or split into new strings.
 pub(crate) fn route<'s>(
     settings: &'s Settings,
     side: Side,
@@ -158,8 +161,7 @@ pub(crate) fn route<'s>(
     match side {
         Side::Api => api_route(settings, method, path),
         Side::Frontend => {
-            let lower = path.to_ascii_lowercase();
-            if let Some(r) = qlikview_route(method, &lower) {
+            if let Some(r) = qlikview_route(method, path) {
                 return r;
             }
             if settings.demo {
@@ -168,15 +170,16 @@ pub(crate) fn route<'s>(
                     Method::POST => submit,
                     _ => Route::MethodNotAllowed("GET, POST"),
                 };
-                if lower.trim_end_matches('/') == DEMO_LOGIN_PATH {
+                let trimmed = path.trim_end_matches('/');
+                if trimmed.eq_ignore_ascii_case(DEMO_LOGIN_PATH) {
                     return demo(Route::DemoLoginForm, Route::DemoLogin);
                 }
-                if lower.trim_end_matches('/') == DEMO_PORTAL_PATH.trim_end_matches('/') {
+                if trimmed.eq_ignore_ascii_case(DEMO_PORTAL_PATH.trim_end_matches('/')) {
                     return demo(Route::DemoPortalForm, Route::DemoPortal);
                 }
             }
             let vp = frontend_vp(settings, path);
-            if is_personal_user(&lower, &vp.prefix) {
+            if is_personal_user(path, &vp.prefix) {
                 return match *method {
                     Method::GET | Method::HEAD | Method::DELETE => Route::PersonalUser(vp),
                     _ => Route::MethodNotAllowed("GET, DELETE"),
@@ -188,13 +191,25 @@ pub(crate) fn route<'s>(
 }
 
 /// `/{vp}/qps/user` (prefix before `/qps`, unlike the REST API), trailing slash allowed.
-fn is_personal_user(lower: &str, prefix: &str) -> bool {
-    let rest: Vec<&str> = lower.split('/').filter(|s| !s.is_empty()).collect();
-    match rest.as_slice() {
-        ["qps", "user"] => prefix.is_empty(),
-        [p, "qps", "user"] => !prefix.is_empty() && *p == prefix,
+fn is_personal_user(path: &str, prefix: &str) -> bool {
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    let is = |s: Option<&str>, word: &str| s.is_some_and(|s| s.eq_ignore_ascii_case(word));
+    let first = segments.next();
+    let (second, third, more) = (segments.next(), segments.next(), segments.next());
+    match (third, more) {
+        (None, _) => prefix.is_empty() && is(first, "qps") && is(second, "user"),
+        (Some(_), None) => {
+            !prefix.is_empty() && is(first, prefix) && is(second, "qps") && is(third, "user")
+        }
         _ => false,
     }
+}
+
+/// `path` without `prefix`, compared ASCII case-insensitively.
+fn strip_prefix_ignore_case<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
+    let head = path.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &path[prefix.len()..])
 }
 
 /// The route a request would take, as text: for fuzzing and diagnostics, so the route
@@ -203,27 +218,42 @@ pub fn describe(settings: &Settings, side: Side, method: &Method, path: &str) ->
     format!("{:?}", route(settings, side, method, path))
 }
 
-/// The QlikView web server's paths (`lower` is the lowercased path).
-fn qlikview_route(method: &Method, lower: &str) -> Option<Route<'static>> {
+/// The QlikView web server's paths, in any casing.
+fn qlikview_route(method: &Method, path: &str) -> Option<Route<'static>> {
     let is_get = matches!(*method, Method::GET | Method::HEAD);
-    let page = if let Some(rest) = lower.strip_prefix("/qvajaxzfc/") {
+    let page = if let Some(rest) = strip_prefix_ignore_case(path, "/qvajaxzfc/") {
         rest
-    } else if lower == "/accesspoint.aspx" {
+    } else if path.eq_ignore_ascii_case("/accesspoint.aspx") {
         "accesspoint.aspx"
-    } else if lower == "/qlikview" || lower.starts_with("/qlikview/") {
+    } else if path.eq_ignore_ascii_case("/qlikview")
+        || strip_prefix_ignore_case(path, "/qlikview/").is_some()
+    {
         return Some(Route::QlikViewPage);
     } else {
         return None;
     };
-    Some(match page {
-        "getwebticket.aspx" if *method == Method::POST => Route::GetWebTicket,
-        "getwebticket.aspx" => Route::QlikViewMethodNotAllowed("POST"),
-        "authenticate.aspx" if is_get => Route::Authenticate,
-        "authenticate.aspx" => Route::QlikViewMethodNotAllowed("GET"),
-        "accesspoint.aspx" if *method == Method::POST => Route::AccessPoint,
-        _ => Route::QlikViewPage,
+    let is = |name: &str| page.eq_ignore_ascii_case(name);
+    Some(if is("getwebticket.aspx") {
+        if *method == Method::POST {
+            Route::GetWebTicket
+        } else {
+            Route::QlikViewMethodNotAllowed("POST")
+        }
+    } else if is("authenticate.aspx") {
+        if is_get {
+            Route::Authenticate
+        } else {
+            Route::QlikViewMethodNotAllowed("GET")
+        }
+    } else if is("accesspoint.aspx") && *method == Method::POST {
+        Route::AccessPoint
+    } else {
+        Route::QlikViewPage
     })
 }
+
+/// The most segments after `/qps` any endpoint has: `{vp}/user/{directory}/{id}`.
+const MAX_API_SEGMENTS: usize = 4;
 
 fn api_route<'s>(settings: &'s Settings, method: &Method, path: &str) -> Route<'s> {
     let get = matches!(*method, Method::GET | Method::HEAD);
@@ -234,28 +264,34 @@ fn api_route<'s>(settings: &'s Settings, method: &Method, path: &str) -> Route<'
         "/healthz" | "/readyz" | "/metrics" => return Route::MethodNotAllowed("GET"),
         _ => {}
     }
-    let mut segments = path.split('/').filter(|s| !s.is_empty());
-    if !segments
-        .next()
-        .is_some_and(|s| s.eq_ignore_ascii_case("qps"))
-    {
+    let mut raw = path.split('/').filter(|s| !s.is_empty());
+    if !raw.next().is_some_and(|s| s.eq_ignore_ascii_case("qps")) {
         return Route::NotFound;
     }
-    let segments: Vec<String> = segments.map(|s| percent_decode(s).into_owned()).collect();
-    let Some((vp, endpoint)) = resolve(settings, &segments) else {
+    // Decoded in place: borrowed unless a segment holds a `%` escape.
+    let mut segments: [Cow<'_, str>; MAX_API_SEGMENTS] = Default::default();
+    let mut len = 0;
+    for segment in raw {
+        let Some(slot) = segments.get_mut(len) else {
+            return Route::NotFound;
+        };
+        *slot = percent_decode(segment);
+        len += 1;
+    }
+    let Some((vp, endpoint)) = resolve(settings, &segments[..len]) else {
         return Route::NotFound;
     };
-    let op = match (endpoint, method.clone()) {
-        (Endpoint::Ticket, Method::POST) => return Route::AddTicket(vp),
+    let op = match (endpoint, method) {
+        (Endpoint::Ticket, &Method::POST) => return Route::AddTicket(vp),
         (Endpoint::Ticket, _) => return Route::MethodNotAllowed("POST"),
-        (Endpoint::Sessions, Method::POST) => SessionOp::Create,
+        (Endpoint::Sessions, &Method::POST) => SessionOp::Create,
         (Endpoint::Sessions, _) if get => SessionOp::List,
         (Endpoint::Sessions, _) => return Route::MethodNotAllowed("GET, POST"),
         (Endpoint::Session(id), _) if get => SessionOp::Get(id),
-        (Endpoint::Session(id), Method::DELETE) => SessionOp::Delete(id),
+        (Endpoint::Session(id), &Method::DELETE) => SessionOp::Delete(id),
         (Endpoint::Session(_), _) => return Route::MethodNotAllowed("GET, DELETE"),
         (Endpoint::User(d, u), _) if get => SessionOp::User(d, u),
-        (Endpoint::User(d, u), Method::DELETE) => SessionOp::LogoutUser(d, u),
+        (Endpoint::User(d, u), &Method::DELETE) => SessionOp::LogoutUser(d, u),
         (Endpoint::User(..), _) => return Route::MethodNotAllowed("GET, DELETE"),
     };
     Route::Session(vp, op)
@@ -264,12 +300,13 @@ fn api_route<'s>(settings: &'s Settings, method: &Method, path: &str) -> Route<'
 /// Splits `[vp]/endpoint…` into the virtual proxy and the endpoint. A first segment that is
 /// a configured prefix wins (a proxy may well be named `ticket`: `/qps/ticket/ticket`);
 /// otherwise the default proxy is meant when the whole path is an endpoint.
-fn resolve<'s>(settings: &'s Settings, segments: &[String]) -> Option<(VpRef<'s>, Endpoint)> {
+fn resolve<'s>(settings: &'s Settings, segments: &[Cow<'_, str>]) -> Option<(VpRef<'s>, Endpoint)> {
     if let Some((first, rest)) = segments.split_first() {
-        let prefix = first.to_ascii_lowercase();
+        // Prefixes are lowercase by configuration.
         let named = settings
-            .virtual_proxy(&prefix)
-            .filter(|vp| !vp.prefix.is_empty());
+            .virtual_proxies
+            .iter()
+            .find(|vp| !vp.prefix.is_empty() && first.eq_ignore_ascii_case(&vp.prefix));
         if let (Some(vp), Some(e)) = (named, endpoint(rest)) {
             return Some((VpRef::Known(vp), e));
         }
@@ -277,19 +314,19 @@ fn resolve<'s>(settings: &'s Settings, segments: &[String]) -> Option<(VpRef<'s>
             return Some((VpRef::Known(settings.default_virtual_proxy()), e));
         }
         if let Some(e) = endpoint(rest) {
-            return Some((VpRef::Unknown(first.clone()), e));
+            return Some((VpRef::Unknown(first.to_string()), e));
         }
     }
     None
 }
 
-fn endpoint(segments: &[String]) -> Option<Endpoint> {
-    let is = |w: &String, word: &str| w.eq_ignore_ascii_case(word);
+fn endpoint(segments: &[Cow<'_, str>]) -> Option<Endpoint> {
+    let is = |w: &str, word: &str| w.eq_ignore_ascii_case(word);
     match segments {
         [w] if is(w, "ticket") => Some(Endpoint::Ticket),
         [w] if is(w, "session") => Some(Endpoint::Sessions),
-        [w, id] if is(w, "session") => Some(Endpoint::Session(id.clone())),
-        [w, dir, id] if is(w, "user") => Some(Endpoint::User(dir.clone(), id.clone())),
+        [w, id] if is(w, "session") => Some(Endpoint::Session(id.to_string())),
+        [w, dir, id] if is(w, "user") => Some(Endpoint::User(dir.to_string(), id.to_string())),
         _ => None,
     }
 }
@@ -298,11 +335,11 @@ fn endpoint(segments: &[String]) -> Option<Endpoint> {
 /// the default one (which also owns every reserved word: `/hub/`, `/qrs/`, …).
 fn frontend_vp<'s>(settings: &'s Settings, path: &str) -> &'s VirtualProxy {
     let first = path.split('/').find(|s| !s.is_empty()).unwrap_or("");
-    let first = percent_decode(first).to_ascii_lowercase();
+    let first = percent_decode(first);
     settings
         .virtual_proxies
         .iter()
-        .find(|vp| !vp.prefix.is_empty() && vp.prefix == first)
+        .find(|vp| !vp.prefix.is_empty() && first.eq_ignore_ascii_case(&vp.prefix))
         .unwrap_or_else(|| settings.default_virtual_proxy())
 }
 

@@ -30,6 +30,9 @@ use crate::gateway::{Conn, Gateway};
 use crate::router::Side;
 use crate::tls::{self, ClientAuth};
 
+/// The number of header lines hyper accepts when no limit is named.
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
+
 /// The two bound listeners. Binding happens outside, so tests bind `127.0.0.1:0` and read
 /// the port back.
 #[derive(Debug)]
@@ -56,12 +59,16 @@ pub async fn run(listeners: Listeners, gateway: Gateway, shutdown: impl Future<O
     let settings = gateway.settings().clone();
     let limits = settings.limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    let mut http1 = builder.http1();
+    // hyper's own default is the same 100 header lines on the stack; naming a limit, even
+    // that one, makes it initialise a limit-sized array per request.
+    if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
+        http1.max_headers(limits.max_headers);
+    }
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes)
-        .max_headers(limits.max_headers)
         // One write per response: some clients read only the first chunk they receive.
         .writev(false)
         // `Content-Type`, not `content-type`: what the Windows servers being replaced send.

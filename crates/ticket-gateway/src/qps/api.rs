@@ -12,7 +12,7 @@ use crate::config::VirtualProxy;
 use crate::gateway::{Conn, Gateway};
 use crate::http::{read_body, respond, Body, BoxError, JSON};
 use crate::router::VpRef;
-use ticket_core::{id, Identity};
+use ticket_core::{id, Identity, Ticket};
 
 /// Checks the Xrfkey, then resolves the virtual proxy: an unknown prefix is only revealed
 /// to callers that pass the check.
@@ -44,12 +44,8 @@ where
         let doc =
             json::parse(&body).map_err(|e| ApiError::BadRequest(format!("Invalid JSON: {e}.")))?;
         let ticket_req = TicketRequest::from_json(&doc).map_err(ApiError::BadRequest)?;
-        let (ticket, target_uri) = issue(gw, vp, &ticket_req, conn).await?;
-        Ok::<_, ApiError>(wire::ticket_response(
-            &ticket_req,
-            &ticket,
-            target_uri.as_deref(),
-        ))
+        let (ticket, stored) = issue(gw, vp, ticket_req, conn).await?;
+        Ok::<_, ApiError>(wire::ticket_response(&stored, &ticket))
     }
     .await;
     match result {
@@ -67,17 +63,18 @@ where
 }
 
 /// Issues a QPS ticket for a validated request; shared by the REST API and the demo
-/// authentication module. Returns the ticket and the target URI its target id named.
+/// authentication module. Returns the ticket and what was stored under it (the user, and
+/// the target URI its target id named). The request is moved into the ticket, not copied.
 pub(crate) async fn issue(
     gw: &Gateway,
     vp: &VirtualProxy,
-    req: &TicketRequest,
+    req: TicketRequest,
     conn: &Conn,
-) -> Result<(String, Option<String>), ApiError> {
+) -> Result<(String, Ticket), ApiError> {
     let identity = Identity::Qps {
-        user_directory: req.user_directory.clone(),
-        user_id: req.user_id.clone(),
-        attributes: req.attributes.clone(),
+        user_directory: req.user_directory,
+        user_id: req.user_id,
+        attributes: req.attributes,
     };
     let (ticket, stored) = gw
         .core()
@@ -90,5 +87,5 @@ pub(crate) async fn issue(
         .await
         .map_err(ApiError::from)?;
     audit::ticket_issued("qps", &vp.prefix, &stored.identity, &ticket, conn);
-    Ok((ticket, stored.target_uri))
+    Ok((ticket, stored))
 }

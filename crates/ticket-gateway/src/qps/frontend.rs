@@ -28,7 +28,7 @@ use crate::proxy::{self, Forward};
 /// The query parameter that carries a ticket back to the proxy.
 pub const TICKET_PARAM: &str = "qlikTicket";
 /// The header name the Qlik documentation gives for the same purpose.
-pub const TICKET_HEADER: &str = "x-qlik-ticket";
+pub const TICKET_HEADER: http::HeaderName = http::HeaderName::from_static("x-qlik-ticket");
 
 /// Why a browser gets no session.
 enum Refusal {

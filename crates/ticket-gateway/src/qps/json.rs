@@ -107,17 +107,30 @@ pub struct NotText;
 /// Appends `s` as a JSON string literal.
 pub fn write_string(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+    let mut rest = s;
+    // Runs of characters that need no escape are copied whole: user names, attributes and
+    // tickets almost never hold one.
+    while let Some(i) = rest
+        .bytes()
+        .position(|b| b == b'"' || b == b'\\' || b < 0x20)
+    {
+        out.push_str(&rest[..i]);
+        let b = rest.as_bytes()[i];
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            _ => {
+                out.push_str("\\u00");
+                out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+                out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+            }
         }
+        rest = &rest[i + 1..];
     }
+    out.push_str(rest);
     out.push('"');
 }
 
@@ -182,23 +195,30 @@ impl<'a> Reader<'a> {
         loop {
             match self.peek() {
                 Some(b' ' | b'\t' | b'\n' | b'\r') => self.pos += 1,
-                Some(b'/') => match self.s.get(self.pos + 1) {
-                    Some(b'/') => {
-                        while !matches!(self.peek(), None | Some(b'\n')) {
-                            self.pos += 1;
-                        }
-                    }
-                    Some(b'*') => {
-                        let rest = &self.text[self.pos + 2..];
-                        let end = rest
-                            .find("*/")
-                            .ok_or_else(|| self.err("unclosed comment"))?;
-                        self.pos += 2 + end + 2;
-                    }
-                    _ => return Err(self.err("unexpected '/'")),
-                },
+                Some(b'/') => self.comment()?,
                 _ => return Ok(()),
             }
+        }
+    }
+
+    /// A `//` or `/* */` comment, which the .NET reader skips like whitespace.
+    #[cold]
+    fn comment(&mut self) -> Result<(), JsonError> {
+        match self.s.get(self.pos + 1) {
+            Some(b'/') => {
+                let rest = &self.s[self.pos..];
+                self.pos += rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+                Ok(())
+            }
+            Some(b'*') => {
+                let rest = &self.text[self.pos + 2..];
+                let end = rest
+                    .find("*/")
+                    .ok_or_else(|| self.err("unclosed comment"))?;
+                self.pos += 2 + end + 2;
+                Ok(())
+            }
+            _ => Err(self.err("unexpected '/'")),
         }
     }
 
@@ -339,9 +359,13 @@ impl<'a> Reader<'a> {
     fn string(&mut self, quote: u8) -> Result<Cow<'a, str>, JsonError> {
         self.pos += 1;
         let first = self.pos;
-        while !matches!(self.peek(), None | Some(b'\\')) && self.peek() != Some(quote) {
-            self.pos += 1;
-        }
+        let end = |r: &Self| {
+            r.s[r.pos..]
+                .iter()
+                .position(|&b| b == quote || b == b'\\')
+                .map_or(r.s.len(), |i| r.pos + i)
+        };
+        self.pos = end(self);
         if self.peek() == Some(quote) {
             self.pos += 1;
             return Ok(Cow::Borrowed(&self.text[first..self.pos - 1]));
@@ -350,9 +374,7 @@ impl<'a> Reader<'a> {
         let mut out = String::new();
         loop {
             let start = self.pos;
-            while !matches!(self.peek(), None | Some(b'\\')) && self.peek() != Some(quote) {
-                self.pos += 1;
-            }
+            self.pos = end(self);
             out.push_str(&self.text[start..self.pos]);
             match self.peek() {
                 None => return Err(self.err("unclosed string")),

@@ -70,14 +70,7 @@ impl SessionRequest {
 /// Appends a session struct: keys in the order `UserDirectory, UserId, Attributes,
 /// SessionId`, `Attributes` always present.
 pub fn write_session(out: &mut String, session: &ticket_core::Session) {
-    let (dir, user, attrs): (&str, &str, &[(String, String)]) = match &session.identity {
-        ticket_core::Identity::Qps {
-            user_directory,
-            user_id,
-            attributes,
-        } => (user_directory, user_id, attributes),
-        ticket_core::Identity::QlikView { user_id, .. } => ("", user_id, &[]),
-    };
+    let (dir, user, attrs) = qps_user(&session.identity);
     out.push_str("{\"UserDirectory\":");
     write_string(out, dir);
     out.push_str(",\"UserId\":");
@@ -146,23 +139,45 @@ fn attributes(v: Option<&Value>) -> Result<Vec<(String, String)>, String> {
 
 /// The `201` body of a ticket request: keys in the order
 /// `UserDirectory, UserId, Attributes, Ticket, TargetUri`, `TargetUri` null when unknown.
-pub fn ticket_response(req: &TicketRequest, ticket: &str, target_uri: Option<&str>) -> String {
-    let mut out = String::with_capacity(128);
+pub fn ticket_response(stored: &ticket_core::Ticket, ticket: &str) -> String {
+    let (dir, user, attrs) = qps_user(&stored.identity);
+    let mut out = String::with_capacity(
+        96 + dir.len()
+            + user.len()
+            + attrs
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 8)
+                .sum::<usize>()
+            + stored.target_uri.as_ref().map_or(0, String::len),
+    );
     out.push_str("{\"UserDirectory\":");
-    write_string(&mut out, &req.user_directory);
+    write_string(&mut out, dir);
     out.push_str(",\"UserId\":");
-    write_string(&mut out, &req.user_id);
+    write_string(&mut out, user);
     out.push_str(",\"Attributes\":");
-    write_attributes(&mut out, &req.attributes);
+    write_attributes(&mut out, attrs);
     out.push_str(",\"Ticket\":");
     write_string(&mut out, ticket);
     out.push_str(",\"TargetUri\":");
-    match target_uri {
+    match &stored.target_uri {
         Some(t) => write_string(&mut out, t),
         None => out.push_str("null"),
     }
     out.push('}');
     out
+}
+
+/// Directory, id and attributes of a user as the QPS documents spell them (a QlikView
+/// user has no directory and no attributes).
+fn qps_user(identity: &ticket_core::Identity) -> (&str, &str, &[(String, String)]) {
+    match identity {
+        ticket_core::Identity::Qps {
+            user_directory,
+            user_id,
+            attributes,
+        } => (user_directory, user_id, attributes),
+        ticket_core::Identity::QlikView { user_id, .. } => ("", user_id, &[]),
+    }
 }
 
 /// `[{"k":"v"},…]`, one object per pair.
@@ -235,8 +250,17 @@ mod tests {
     #[test]
     fn the_response_has_the_documented_shape() {
         let r = req(r#"{"UserDirectory":"ACME","UserId":"jdoe","Attributes":[{"Group":"Sales"},{"email":""}]}"#).unwrap();
+        let stored = ticket_core::Ticket {
+            realm: "qps/".into(),
+            identity: ticket_core::Identity::Qps {
+                user_directory: r.user_directory,
+                user_id: r.user_id,
+                attributes: r.attributes,
+            },
+            target_uri: None,
+        };
         assert_eq!(
-            ticket_response(&r, "QzSPXzBmJKjhucPF", None),
+            ticket_response(&stored, "QzSPXzBmJKjhucPF"),
             r#"{"UserDirectory":"ACME","UserId":"jdoe","Attributes":[{"Group":"Sales"},{"email":""}],"Ticket":"QzSPXzBmJKjhucPF","TargetUri":null}"#
         );
     }

@@ -4,15 +4,16 @@
 //! casing) and as the `X-Qlik-Xrfkey` header. A cross-site request cannot set the header,
 //! so a matching pair shows the caller is not a browser tricked into the call.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use crate::http::query_param;
 
 /// Length of an Xrfkey.
 pub const KEY_LEN: usize = 16;
 
-/// The header that must repeat the key.
-pub const HEADER: &str = "x-qlik-xrfkey";
+/// The header that must repeat the key (a constant name: looking a header up by a `&str`
+/// parses the name on every call).
+pub const HEADER: HeaderName = HeaderName::from_static("x-qlik-xrfkey");
 
 /// Whether the request carries a well-formed key, identical in query and header.
 pub fn check(query: Option<&str>, headers: &HeaderMap) -> bool {
