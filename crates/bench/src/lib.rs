@@ -29,6 +29,10 @@ pub struct Common {
     /// CPUs the servers are pinned to (`taskset -c`); empty: not pinned.
     #[arg(long, env = "BENCH_SERVER_CPUS", default_value = "0")]
     pub server_cpus: String,
+    /// CPUs the load generator runs on: `scripts/bench` pins `gateway-bench` there, and
+    /// the upstream of `proxied` is pinned there too; empty: not pinned.
+    #[arg(long, env = "BENCH_LOADGEN_CPUS", default_value = "1")]
+    pub loadgen_cpus: String,
     /// `RUST_LOG` of the gateway. Its default logs the audit trail, as deployed; the log
     /// is read and dropped by this process.
     #[arg(long, env = "BENCH_RUST_LOG", default_value = "info")]
@@ -54,6 +58,7 @@ impl Common {
             gateway: dir.join("ticket-gateway"),
             hello: dir.join("hello"),
             server_cpus: (!self.server_cpus.is_empty()).then(|| self.server_cpus.clone()),
+            loadgen_cpus: (!self.loadgen_cpus.is_empty()).then(|| self.loadgen_cpus.clone()),
             rust_log: self.rust_log.clone(),
             work_dir,
         };
@@ -65,8 +70,12 @@ impl Common {
                 ));
             }
         }
-        if launcher.server_cpus.is_some() && !procs::on_path("taskset") {
-            return Err("taskset is missing (util-linux); or set BENCH_SERVER_CPUS=".into());
+        let pinned = launcher.server_cpus.is_some() || launcher.loadgen_cpus.is_some();
+        if pinned && !procs::on_path("taskset") {
+            return Err(
+                "taskset is missing (util-linux); or set BENCH_SERVER_CPUS= BENCH_LOADGEN_CPUS="
+                    .into(),
+            );
         }
         Ok(launcher)
     }

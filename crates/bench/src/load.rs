@@ -1,5 +1,5 @@
-//! The closed-loop driver: N connections, each a task that sends an operation, waits for
-//! the whole reply and sends the next, for a fixed time.
+//! The closed-loop driver: N connections, each a task that sends an operation (one request,
+//! or the two of a login), waits for the whole reply and sends the next, for a fixed time.
 //!
 //! Closed loop with a fixed connection count is what the gateway meets behind a portal or
 //! a load balancer, and it makes throughput and latency two views of the same run. Every
@@ -13,38 +13,63 @@ use hdrhistogram::Histogram;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
-use crate::procs::cpu_seconds_all;
+use crate::procs::{cpu_seconds_all, cpu_seconds_self};
 use crate::workload::{Targets, Worker, Workload};
 
 /// The result of one measured window.
 #[derive(Debug, Clone)]
 pub struct Sample {
-    /// Operations completed inside the window.
+    /// Operations completed inside the window (logins, for the two-step flows).
     pub ops: u64,
+    /// HTTP requests those operations sent: every exchange counts.
+    pub requests: u64,
     /// Length of the window.
     pub seconds: f64,
-    /// Latency of each operation, in nanoseconds.
+    /// Latency of each operation (the whole login for the two-step flows), in nanoseconds.
     pub latency: Histogram<u64>,
-    /// CPU seconds the server processes used inside the window.
+    /// CPU seconds the processes under test used inside the window.
     pub cpu_seconds: Option<f64>,
+    /// CPU seconds the upstream behind them used (`proxied`), reported apart.
+    pub upstream_cpu_seconds: Option<f64>,
+    /// CPU seconds this process, the load generator, used.
+    pub client_cpu_seconds: Option<f64>,
 }
 
 impl Sample {
-    /// Operations per second.
+    /// HTTP requests per second.
     pub fn rps(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+
+    /// Operations per second.
+    pub fn ops_per_s(&self) -> f64 {
         self.ops as f64 / self.seconds
     }
 
-    /// A latency quantile in microseconds.
+    /// A latency quantile of an operation, in microseconds.
     pub fn quantile_us(&self, q: f64) -> f64 {
         self.latency.value_at_quantile(q) as f64 / 1000.0
     }
 
-    /// Server CPU microseconds per operation.
-    pub fn cpu_us_per_op(&self) -> Option<f64> {
-        let cpu = self.cpu_seconds?;
-        (self.ops > 0).then(|| cpu * 1e6 / self.ops as f64)
+    /// Server CPU microseconds per HTTP request.
+    pub fn cpu_us_per_request(&self) -> Option<f64> {
+        per_request(self.cpu_seconds?, self.requests)
     }
+
+    /// Upstream CPU microseconds per HTTP request.
+    pub fn upstream_cpu_us_per_request(&self) -> Option<f64> {
+        per_request(self.upstream_cpu_seconds?, self.requests)
+    }
+
+    /// The load generator's CPU time over the window, in % of one core.
+    pub fn client_cpu_percent(&self) -> Option<f64> {
+        let cpu = self.client_cpu_seconds?;
+        (self.seconds > 0.0).then(|| cpu * 100.0 / self.seconds)
+    }
+}
+
+fn per_request(cpu_seconds: f64, requests: u64) -> Option<f64> {
+    (requests > 0).then(|| cpu_seconds * 1e6 / requests as f64)
 }
 
 fn histogram() -> Histogram<u64> {
@@ -53,14 +78,16 @@ fn histogram() -> Histogram<u64> {
 }
 
 /// Drives `workload` over `connections` connections for `duration`, reading the CPU time of
-/// `pids` at both ends of the window. The first failed operation fails the run: a
-/// benchmark of error replies measures nothing.
+/// the servers under test (`pids`), of the `upstream` behind them and of this process at
+/// both ends of the window. The first failed operation fails the run: a benchmark of error
+/// replies measures nothing.
 pub async fn measure(
     workload: Workload,
     targets: &Arc<Targets>,
     connections: usize,
     duration: Duration,
     pids: &[u32],
+    upstream: &[u32],
 ) -> Result<Sample, String> {
     let stop = Arc::new(AtomicBool::new(false));
     let ready = Arc::new(Barrier::new(connections + 1));
@@ -87,27 +114,39 @@ pub async fn measure(
         });
     }
     ready.wait().await;
-    let cpu_before = cpu_seconds_all(pids);
+    let read = || {
+        (
+            cpu_seconds_all(pids),
+            cpu_seconds_all(upstream),
+            cpu_seconds_self(),
+        )
+    };
+    let before = read();
     let started = Instant::now();
     tokio::time::sleep(duration).await;
     stop.store(true, Ordering::Relaxed);
     let seconds = started.elapsed().as_secs_f64();
-    let cpu_after = cpu_seconds_all(pids);
+    let after = read();
+    let delta = |b: Result<f64, String>, a: Result<f64, String>, any: bool| match (b, a) {
+        (Ok(b), Ok(a)) if any => Some(a - b),
+        _ => None,
+    };
 
     let mut sample = Sample {
         ops: 0,
+        requests: 0,
         seconds,
         latency: histogram(),
-        cpu_seconds: match (cpu_before, cpu_after) {
-            (Ok(b), Ok(a)) if !pids.is_empty() => Some(a - b),
-            _ => None,
-        },
+        cpu_seconds: delta(before.0, after.0, !pids.is_empty()),
+        upstream_cpu_seconds: delta(before.1, after.1, !upstream.is_empty()),
+        client_cpu_seconds: delta(before.2, after.2, true),
     };
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {
         match joined.map_err(|e| e.to_string()).and_then(|r| r) {
             Ok((ops, latency)) => {
                 sample.ops += ops;
+                sample.requests += ops * workload.requests_per_op();
                 sample
                     .latency
                     .add(&latency)

@@ -8,8 +8,11 @@
 //!
 //! The load generator is a single-threaded tokio runtime speaking HTTP/1.1 keep-alive over
 //! raw sockets (`gateway_bench::http1`): `scripts/bench` pins it to one core and the servers to the
-//! other, so the two never compete for a CPU and one thread is all that core can use.
-//! Every option can also be set from the environment (`BENCH_SECONDS`, …).
+//! other, so the two never compete for a CPU and one thread is all that core can use. Only
+//! the upstream of `proxied` and `direct` shares the load generator's core, so that both
+//! load it alike. Its own CPU use is measured too (`client %`): a client near 100% of its
+//! core is the ceiling itself. Every option can also be set from the environment
+//! (`BENCH_SECONDS`, `BENCH_WORKLOADS`, …).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -47,9 +50,12 @@ struct LoadArgs {
     /// The workload.
     #[arg(short, long, value_enum)]
     workload: Workload,
-    /// The hello server (for `hello` and `direct`).
+    /// The hello server (for `hello`, and `direct` without `--upstream`).
     #[arg(long)]
     hello: Option<SocketAddr>,
+    /// The gateway's upstream behind its `up` virtual proxy (for `direct`).
+    #[arg(long)]
+    upstream: Option<SocketAddr>,
     /// The gateway's front end.
     #[arg(long)]
     frontend: Option<SocketAddr>,
@@ -59,6 +65,9 @@ struct LoadArgs {
     /// Server processes whose CPU time to report (repeatable).
     #[arg(long)]
     pid: Vec<u32>,
+    /// Upstream processes whose CPU time to report apart (repeatable).
+    #[arg(long)]
+    upstream_pid: Vec<u32>,
     #[command(flatten)]
     common: Common,
 }
@@ -100,9 +109,12 @@ fn main() -> ExitCode {
 async fn load_one(args: &LoadArgs) -> Result<(), String> {
     let mut targets = Targets {
         hello: args.hello,
+        upstream: args.upstream.or(args.hello),
         frontend: args.frontend,
         api: args.api,
         cookie: None,
+        // The gateway may have seen earlier runs: users of this process's own.
+        user_tag: format!("{}.", std::process::id()),
     };
     let gateway = targets.frontend.is_some() && targets.api.is_some();
     if matches!(args.workload, Workload::Proxied | Workload::Direct) && gateway {
@@ -114,31 +126,23 @@ async fn load_one(args: &LoadArgs) -> Result<(), String> {
     let targets = Arc::new(targets);
     let c = &args.common;
     let w = args.workload;
-    load::measure(
-        w,
-        &targets,
-        c.connections,
-        Duration::from_secs(c.warmup),
-        &args.pid,
-    )
-    .await?;
-    let s = load::measure(
-        w,
-        &targets,
-        c.connections,
-        Duration::from_secs(c.seconds),
-        &args.pid,
-    )
-    .await?;
-    let cpu = s
-        .cpu_us_per_op()
-        .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+    let (pids, up) = (&args.pid, &args.upstream_pid);
+    let n = c.connections;
+    load::measure(w, &targets, n, Duration::from_secs(c.warmup), pids, up).await?;
+    let s = load::measure(w, &targets, n, Duration::from_secs(c.seconds), pids, up).await?;
+    let show = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
     println!(
-        "{}: {:.0} req/s, p50 {:.1} µs, p99 {:.1} µs, CPU {cpu} µs/op ({} ops in {:.2} s)",
+        "{}: {:.0} req/s, {:.0} ops/s, p50 {:.1} µs/op, p99 {:.1} µs/op, CPU {} µs/req, \
+         upstream {} µs/req, client {}% of a core ({} requests, {} ops in {:.2} s)",
         w.name(),
         s.rps(),
+        s.ops_per_s(),
         s.quantile_us(0.5),
         s.quantile_us(0.99),
+        show(s.cpu_us_per_request()),
+        show(s.upstream_cpu_us_per_request()),
+        show(s.client_cpu_percent()),
+        s.requests,
         s.ops,
         s.seconds
     );

@@ -121,6 +121,7 @@ async fn issue_p99(opts: &Options, api: SocketAddr, pid: u32) -> Result<Sample, 
         c.connections,
         Duration::from_secs(c.warmup),
         &[pid],
+        &[],
     )
     .await?;
     measure(
@@ -129,6 +130,7 @@ async fn issue_p99(opts: &Options, api: SocketAddr, pid: u32) -> Result<Sample, 
         c.connections,
         Duration::from_secs(c.seconds),
         &[pid],
+        &[],
     )
     .await
 }

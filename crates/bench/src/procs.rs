@@ -3,7 +3,10 @@
 //!
 //! Servers are pinned to their own core with `taskset` so the load generator (pinned to
 //! another by `scripts/bench`) never steals their CPU, and their CPU time is read from
-//! `/proc/<pid>/stat` so "CPU µs per request" is the server's cost, not the machine's.
+//! `/proc/<pid>/stat` so "CPU µs per request" is the server's cost, not the machine's. The
+//! one exception is the upstream of `proxied`: it is pinned to the load generator's core,
+//! so that `direct` and `proxied` load that core with the same client and back end and the
+//! servers' core carries only the server under test.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -12,6 +15,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use crate::workload::PROXY_PREFIX;
 
 /// How long a server gets to say where it listens.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -25,6 +30,9 @@ pub struct Launcher {
     pub hello: PathBuf,
     /// `taskset -c <cpus>` for servers; `None` runs them unpinned.
     pub server_cpus: Option<String>,
+    /// `taskset -c <cpus>` for the upstream hello, where the load generator runs; `None`
+    /// runs it unpinned.
+    pub loadgen_cpus: Option<String>,
     /// `RUST_LOG` of the gateway.
     pub rust_log: String,
     /// Where temporary configurations go.
@@ -63,8 +71,9 @@ pub struct Gateway {
 /// What goes into a gateway's temporary configuration.
 #[derive(Debug, Clone, Default)]
 pub struct GatewayConfig {
-    /// `upstream` of the default virtual proxy.
-    pub upstream: Option<SocketAddr>,
+    /// `upstream` of a virtual proxy of its own, [`PROXY_PREFIX`]. The default virtual
+    /// proxy has none: the identity page answers a redeemed ticket there.
+    pub proxy_upstream: Option<SocketAddr>,
     /// `[store] backend = "redis"` with this `url`.
     pub redis_url: Option<String>,
     /// `[tickets] ttl_seconds`.
@@ -72,8 +81,8 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
-    /// The TOML text: both listeners on ephemeral loopback ports, and the default virtual
-    /// proxy.
+    /// The TOML text: both listeners on ephemeral loopback ports, and the proxying virtual
+    /// proxy. The default virtual proxy keeps its defaults.
     pub fn toml(&self) -> String {
         let mut t =
             String::from("[frontend]\nlisten = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:0\"\n");
@@ -83,11 +92,10 @@ impl GatewayConfig {
         if let Some(url) = &self.redis_url {
             t += &format!("[store]\nbackend = \"redis\"\nurl = \"{url}\"\n");
         }
-        // One user logs in over and over: the oldest session makes room for the newest
-        // instead of the default refusal after five.
-        t += "[[virtual_proxy]]\nprefix = \"\"\nsession_limit_policy = \"evict-oldest\"\n";
-        if let Some(up) = self.upstream {
-            t += &format!("upstream = \"http://{up}\"\n");
+        if let Some(up) = self.proxy_upstream {
+            t += &format!(
+                "[[virtual_proxy]]\nprefix = \"{PROXY_PREFIX}\"\nupstream = \"http://{up}\"\n"
+            );
         }
         t
     }
@@ -95,7 +103,11 @@ impl GatewayConfig {
 
 impl Launcher {
     fn command(&self, program: &Path) -> Command {
-        match &self.server_cpus {
+        Launcher::pinned(program, self.server_cpus.as_deref())
+    }
+
+    fn pinned(program: &Path, cpus: Option<&str>) -> Command {
+        match cpus {
             Some(cpus) => {
                 let mut c = Command::new("taskset");
                 c.arg("-c").arg(cpus).arg(program);
@@ -105,10 +117,19 @@ impl Launcher {
         }
     }
 
-    /// Starts the hello server; it prints its address on stdout.
+    /// Starts the hello server of the ceiling, on the servers' CPUs.
     pub fn hello(&self) -> Result<(Proc, SocketAddr), String> {
-        let mut child = self
-            .command(&self.hello)
+        self.hello_on(self.server_cpus.as_deref())
+    }
+
+    /// Starts the hello server behind the gateway, on the load generator's CPUs.
+    pub fn upstream(&self) -> Result<(Proc, SocketAddr), String> {
+        self.hello_on(self.loadgen_cpus.as_deref())
+    }
+
+    /// Starts a hello server on `cpus`; it prints its address on stdout.
+    fn hello_on(&self, cpus: Option<&str>) -> Result<(Proc, SocketAddr), String> {
+        let mut child = Launcher::pinned(&self.hello, cpus)
             .arg("127.0.0.1:0")
             .stdout(Stdio::piped())
             .spawn()
@@ -167,19 +188,26 @@ impl Launcher {
             child,
         };
         let (tx, rx) = mpsc::channel();
+        // This thread runs in the load generator's process, on its CPU: past the start-up
+        // line it copies the log to nowhere in large reads, without looking at lines.
         std::thread::spawn(move || {
             let mut seen = Vec::new();
-            let mut lines = BufReader::new(stderr).lines();
-            for line in lines.by_ref() {
-                let Ok(line) = line else { break };
-                if line.contains("ticket-gateway listening") {
-                    let _ = tx.send(Ok(line));
-                    break;
+            let mut reader = BufReader::with_capacity(64 * 1024, stderr);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
                 }
-                seen.push(line);
+                if line.contains("ticket-gateway listening") {
+                    let _ = tx.send(Ok(line.trim_end().to_owned()));
+                    let _ = std::io::copy(&mut reader, &mut std::io::sink());
+                    return;
+                }
+                seen.push(line.trim_end().to_owned());
             }
             let _ = tx.send(Err(seen.join("\n")));
-            lines.for_each(drop);
         });
         let line = match rx.recv_timeout(START_TIMEOUT) {
             Ok(Ok(line)) => line,
@@ -271,8 +299,17 @@ fn clock_ticks() -> f64 {
 
 /// CPU time (user + system) a process has used so far, in seconds.
 pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    cpu_seconds_at(&format!("/proc/{pid}"))
+}
+
+/// CPU time this process (every thread of it) has used so far, in seconds.
+pub fn cpu_seconds_self() -> Result<f64, String> {
+    cpu_seconds_at("/proc/self")
+}
+
+fn cpu_seconds_at(proc_dir: &str) -> Result<f64, String> {
+    let stat = std::fs::read_to_string(format!("{proc_dir}/stat"))
+        .map_err(|e| format!("{proc_dir}/stat: {e}"))?;
     // The command name may hold spaces and parentheses: fields count from the last ')'.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -280,13 +317,22 @@ pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
     let ticks = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<u64>().ok());
     match (ticks(14), ticks(15)) {
         (Some(u), Some(s)) => Ok((u + s) as f64 / clock_ticks()),
-        _ => Err(format!("/proc/{pid}/stat: unexpected format")),
+        _ => Err(format!("{proc_dir}/stat: unexpected format")),
     }
 }
 
 /// CPU seconds of several processes together.
 pub fn cpu_seconds_all(pids: &[u32]) -> Result<f64, String> {
     pids.iter().map(|&p| cpu_seconds(p)).sum()
+}
+
+/// The CPUs this process may run on (`Cpus_allowed_list`, e.g. `1` or `0-1`).
+pub fn own_cpus() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|v| v.trim().to_owned())
 }
 
 /// Resident memory (`VmRSS`) of a process, in bytes.

@@ -1,9 +1,18 @@
 //! `gateway-bench run`: the whole benchmark, as `scripts/bench` runs it.
 //!
-//! One hello server serves as the ceiling for the whole run. For each workload the gateway
-//! and the ceiling are warmed up, then measured alternately, A B A B A B (A = hello, or
-//! `direct` for `proxied`), so both see the same machine: a 2-core box shared with other
-//! work drifts, and alternation keeps that drift out of the ratios.
+//! One hello server, on the servers' CPU, serves as the ceiling for the whole run. For each
+//! workload the gateway and the ceiling are warmed up, then measured alternately, A B A B A
+//! B (A = hello, or `direct` for `proxied`), so both see the same machine: a 2-core box
+//! shared with other work drifts, and alternation keeps that drift out of the ratios.
+//!
+//! `proxied` and `direct` share a second hello server, the upstream, pinned to the load
+//! generator's CPU: `direct` is load generator → upstream, `proxied` load generator →
+//! gateway (virtual proxy `up`) → upstream, so the load generator's CPU carries the same
+//! client and back end in both and the servers' CPU only the server under test. The
+//! upstream's CPU is reported apart (`up µs/req`), not as the gateway's.
+//!
+//! The default virtual proxy has no upstream: `qps-issue-redeem` measures the ticket
+//! exchange itself, the redeeming request answered by the gateway's identity page.
 //!
 //! Features other engineers are still adding (the `upstream` key, the session API, the
 //! Redis store) are probed first; a workload whose feature is missing is skipped with a
@@ -11,6 +20,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,8 +29,8 @@ use crate::load::{measure, Sample};
 use crate::procs::{self, Gateway, GatewayConfig, Launcher};
 use crate::report::{self, Row};
 use crate::workload::{
-    self, expect, get, issue_request, post, set_cookie, Targets, Workload, HELLO_BODY,
-    PROXIED_PATH, SESSION_ID, XRFKEY,
+    self, expect, get, issue_request_for, post, set_cookie, Targets, Workload, FIXED_USER,
+    HELLO_BODY, PROXIED_PATH, PROXY_PREFIX, SESSION_ID, XRFKEY,
 };
 use crate::{memory, Common};
 
@@ -51,7 +61,46 @@ pub struct Options {
     /// Live tickets for the memory measurement; 0 skips it.
     #[arg(long, env = "BENCH_TICKETS", default_value_t = 1_000_000)]
     pub tickets: u64,
+    /// Only these workloads (comma-separated), each with its reference; `direct` means
+    /// `proxied`. Unset: all.
+    #[arg(long, env = "BENCH_WORKLOADS", value_enum, value_delimiter = ',')]
+    pub workloads: Vec<Workload>,
 }
+
+impl Options {
+    /// The suite workloads selected, in suite order.
+    pub fn selected(&self) -> Result<Vec<Workload>, String> {
+        if self.workloads.contains(&Workload::Hello) {
+            return Err(
+                "hello is the reference of every workload, not one to select; name workloads: "
+                    .to_owned()
+                    + &suite_names(),
+            );
+        }
+        let wanted = |w: Workload| {
+            self.workloads.is_empty()
+                || self.workloads.contains(&w)
+                || (w == Workload::Proxied && self.workloads.contains(&Workload::Direct))
+        };
+        Ok(SUITE
+            .iter()
+            .map(|&(_, w)| w)
+            .filter(|&w| wanted(w))
+            .collect())
+    }
+}
+
+fn suite_names() -> String {
+    SUITE
+        .iter()
+        .map(|(_, w)| w.name())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A reference run whose load generator used this much of a core (%) may have measured the
+/// client, not the server.
+const CLIENT_SATURATED_PCT: f64 = 95.0;
 
 /// The workloads run against each gateway, with the reference each is compared against.
 const SUITE: &[(Workload, Workload)] = &[
@@ -79,6 +128,9 @@ struct Bench<'a> {
     launcher: &'a Launcher,
     hello: SocketAddr,
     hello_pid: u32,
+    /// The hello server behind the gateway's `up` virtual proxy, on the load generator's CPU.
+    upstream: SocketAddr,
+    upstream_pid: u32,
     hello_samples: Vec<Sample>,
     rows: Vec<Row>,
     notes: Vec<String>,
@@ -86,36 +138,57 @@ struct Bench<'a> {
 
 /// Runs everything and prints the table; rows also go to `<out>/results.csv`.
 pub async fn run(opts: &Options, launcher: &Launcher) -> Result<(), String> {
+    let selected = opts.selected()?;
     let (hello_proc, hello) = launcher.hello()?;
+    let (upstream_proc, upstream) = launcher.upstream()?;
+    let cpus = |c: &Option<String>| c.clone().unwrap_or_else(|| "any".to_owned());
     eprintln!(
-        "bench: {} s warm-up, {} × {} s measured per side, {} connections; hello on {hello}",
-        opts.common.warmup, opts.reps, opts.common.seconds, opts.common.connections
+        "bench: {} s warm-up, {} × {} s measured per side, {} connections; hello on {hello} \
+         (CPU {}), upstream on {upstream} (CPU {})",
+        opts.common.warmup,
+        opts.reps,
+        opts.common.seconds,
+        opts.common.connections,
+        cpus(&launcher.server_cpus),
+        cpus(&launcher.loadgen_cpus),
     );
     let mut bench = Bench {
         opts,
         launcher,
         hello,
         hello_pid: hello_proc.pid,
+        upstream,
+        upstream_pid: upstream_proc.pid,
         hello_samples: Vec::new(),
         rows: Vec::new(),
         notes: Vec::new(),
     };
-    match opts.store {
-        Some(StoreChoice::Redis) => {
-            let all: Vec<_> = SUITE.iter().map(|&(_, w)| w).collect();
-            bench.redis_suite(&all).await?;
+    if let (Some(want), Some(have)) = (&launcher.loadgen_cpus, procs::own_cpus()) {
+        if *want != have {
+            bench.note(format!(
+                "the load generator runs on CPUs {have}, but BENCH_LOADGEN_CPUS={want} (where \
+                 the upstream is pinned): run it through scripts/bench or taskset -c {want}"
+            ));
         }
-        Some(StoreChoice::Memory) => bench.memory_suite().await?,
+    }
+    match opts.store {
+        Some(StoreChoice::Redis) => bench.redis_suite(&selected).await?,
+        Some(StoreChoice::Memory) => bench.memory_suite(&selected).await?,
         None => {
-            bench.memory_suite().await?;
-            if procs::on_path("redis-server") {
-                bench.redis_suite(&[Workload::QpsIssueRedeem]).await?;
-            } else {
-                bench.note("Redis run skipped: no redis-server installed".into());
+            bench.memory_suite(&selected).await?;
+            if selected.contains(&Workload::QpsIssueRedeem) {
+                if procs::on_path("redis-server") {
+                    bench.redis_suite(&[Workload::QpsIssueRedeem]).await?;
+                } else {
+                    bench.note("Redis run skipped: no redis-server installed".into());
+                }
             }
         }
     }
-    let mut rows = vec![Row::reference("hello", "-", &bench.hello_samples)];
+    let mut rows = Vec::new();
+    if !bench.hello_samples.is_empty() {
+        rows.push(Row::reference("hello", "-", &bench.hello_samples));
+    }
     rows.append(&mut bench.rows);
 
     let memory_lines = if opts.tickets > 0 && opts.store != Some(StoreChoice::Redis) {
@@ -151,12 +224,11 @@ impl Bench<'_> {
         self.notes.push(note);
     }
 
-    async fn memory_suite(&mut self) -> Result<(), String> {
+    async fn memory_suite(&mut self, workloads: &[Workload]) -> Result<(), String> {
         let Some(subject) = self.start("gateway-memory", None, Vec::new()).await? else {
             return Ok(());
         };
-        let all: Vec<_> = SUITE.iter().map(|&(_, w)| w).collect();
-        self.suite(&subject, &all).await;
+        self.suite(&subject, workloads).await;
         Ok(())
     }
 
@@ -195,8 +267,8 @@ impl Bench<'_> {
         Ok(())
     }
 
-    /// Starts a gateway in front of hello and probes it. `Ok(None)`: a Redis
-    /// configuration the gateway refuses (noted, not an error).
+    /// Starts a gateway with the upstream hello behind its `up` virtual proxy and probes
+    /// it. `Ok(None)`: a Redis configuration the gateway refuses (noted, not an error).
     async fn start(
         &mut self,
         name: &str,
@@ -205,7 +277,7 @@ impl Bench<'_> {
     ) -> Result<Option<Subject>, String> {
         let redis = redis_url.is_some();
         let mut config = GatewayConfig {
-            upstream: Some(self.hello),
+            proxy_upstream: Some(self.upstream),
             redis_url,
             ticket_ttl_seconds: None,
         };
@@ -213,7 +285,7 @@ impl Bench<'_> {
         let path = match self.launcher.write_config(name, &config) {
             Ok(p) => p,
             Err(first) => {
-                config.upstream = None;
+                config.proxy_upstream = None;
                 match self.launcher.write_config(name, &config) {
                     Ok(p) => {
                         let why = format!("the gateway refuses `upstream`: {first}");
@@ -238,9 +310,11 @@ impl Bench<'_> {
         }
         let targets = Targets {
             hello: Some(self.hello),
+            upstream: Some(self.upstream),
             frontend: Some(gateway.frontend),
             api: Some(gateway.api),
             cookie: None,
+            user_tag: String::new(),
         };
         Ok(Some(Subject {
             gateway,
@@ -294,27 +368,34 @@ impl Bench<'_> {
             Duration::from_secs(c.warmup),
             Duration::from_secs(c.seconds),
         );
-        let pids = |w: Workload| -> Vec<u32> {
-            let mut pids = match w {
-                Workload::Hello | Workload::Direct => vec![self.hello_pid],
-                // The upstream's work is part of what a proxied request costs.
-                Workload::Proxied => vec![s.gateway.proc.pid, self.hello_pid],
-                _ => vec![s.gateway.proc.pid],
-            };
-            if !matches!(w, Workload::Hello | Workload::Direct) {
-                pids.extend(&s.also);
+        // (processes under test, the upstream behind them): CPU µs per request counts the
+        // first only.
+        let pids = |w: Workload| -> (Vec<u32>, Vec<u32>) {
+            match w {
+                Workload::Hello => (vec![self.hello_pid], vec![]),
+                Workload::Direct => (vec![self.upstream_pid], vec![]),
+                Workload::Proxied => {
+                    let mut pids = vec![s.gateway.proc.pid];
+                    pids.extend(&s.also);
+                    (pids, vec![self.upstream_pid])
+                }
+                _ => {
+                    let mut pids = vec![s.gateway.proc.pid];
+                    pids.extend(&s.also);
+                    (pids, vec![])
+                }
             }
-            pids
         };
-        let (pa, pb) = (pids(a), pids(b));
-        measure(a, targets, c.connections, warmup, &pa).await?;
-        measure(b, targets, c.connections, warmup, &pb).await?;
+        let ((pa, ua), (pb, ub)) = (pids(a), pids(b));
+        let n = c.connections;
+        measure(a, targets, n, warmup, &pa, &ua).await?;
+        measure(b, targets, n, warmup, &pb, &ub).await?;
         let (mut sa, mut sb) = (Vec::new(), Vec::new());
         for rep in 1..=self.opts.reps {
-            let x = measure(a, targets, c.connections, seconds, &pa).await?;
-            let y = measure(b, targets, c.connections, seconds, &pb).await?;
+            let x = measure(a, targets, n, seconds, &pa, &ua).await?;
+            let y = measure(b, targets, n, seconds, &pb, &ub).await?;
             eprintln!(
-                "bench: {} ({}) rep {rep}/{}: {} {:.0}/s, {} {:.0}/s",
+                "bench: {} ({}) rep {rep}/{}: {} {:.0} req/s, {} {:.0} req/s",
                 b.name(),
                 s.store,
                 self.opts.reps,
@@ -325,6 +406,51 @@ impl Bench<'_> {
             );
             sa.push(x);
             sb.push(y);
+        }
+        let busiest = sa
+            .iter()
+            .filter_map(Sample::client_cpu_percent)
+            .fold(f64::NAN, f64::max);
+        if busiest >= CLIENT_SATURATED_PCT {
+            self.note(format!(
+                "the load generator used {busiest:.0}% of a core during the {} reference of {} \
+                 ({} store): the ceiling may be the client's, not {}'s",
+                a.name(),
+                b.name(),
+                s.store,
+                if a == Workload::Direct {
+                    "the upstream"
+                } else {
+                    "hello"
+                },
+            ));
+        }
+        if a == Workload::Direct {
+            // The load generator's CPU carries the client and the upstream in both.
+            let busy = |samples: &[Sample], upstream_is_server: bool| {
+                report::median(
+                    samples
+                        .iter()
+                        .filter_map(|x| {
+                            let up = if upstream_is_server {
+                                x.cpu_seconds?
+                            } else {
+                                x.upstream_cpu_seconds?
+                            };
+                            Some((x.client_cpu_seconds? + up) * 100.0 / x.seconds)
+                        })
+                        .collect(),
+                )
+                .map_or_else(|| "-".to_owned(), |v| format!("{v:.0}%"))
+            };
+            self.note(format!(
+                "load generator + upstream on CPU {}: {} of a core in direct, {} in proxied \
+                 ({} store)",
+                self.launcher.loadgen_cpus.as_deref().unwrap_or("any"),
+                busy(&sa, true),
+                busy(&sb, false),
+                s.store,
+            ));
         }
         if a == Workload::Hello {
             self.hello_samples.extend(sa.iter().cloned());
@@ -337,9 +463,9 @@ impl Bench<'_> {
     }
 }
 
-/// What a workload needs just before it runs: a fresh session cookie for `proxied` (an
-/// earlier login workload may have evicted an older one) and the session `session-get`
-/// reads. `Err` says why the workload cannot run on this gateway.
+/// What a workload needs just before it runs: a session cookie of the `up` virtual proxy
+/// for `proxied` (and `direct`, which sends the same request) and the session
+/// `session-get` reads. `Err` says why the workload cannot run on this gateway.
 async fn prepare(workload: Workload, targets: &Targets) -> Result<Targets, String> {
     let mut t = targets.clone();
     match workload {
@@ -353,24 +479,34 @@ async fn prepare(workload: Workload, targets: &Targets) -> Result<Targets, Strin
     Ok(t)
 }
 
-/// Issues and redeems one ticket; returns the session cookie as `name=value`.
+/// Issues a ticket at `/qps/up/ticket` and redeems it at `/up/hub/?qlikTicket=` (the
+/// upstream answers); returns the session cookie (`X-Qlik-Session-up-HTTP`) as
+/// `name=value`. Each call logs in a user of its own.
 pub async fn session_cookie(t: &Targets) -> Result<String, String> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let (api, front) = (t.api.ok_or("no API")?, t.frontend.ok_or("no front end")?);
+    let user = format!(
+        "proxied{}-{}",
+        t.user_tag,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
     let mut conn = Conn::connect(api).await.map_err(|e| e.to_string())?;
-    let reply = conn
-        .exchange(&issue_request(api))
-        .await
-        .map_err(|e| e.to_string())?;
-    expect(&reply, 201, "issue")?;
+    let issue = issue_request_for(api, PROXY_PREFIX, &user);
+    let reply = conn.exchange(&issue).await.map_err(|e| e.to_string())?;
+    expect(&reply, 201, "issue at the `up` virtual proxy")?;
     let ticket = workload::qps_ticket(&reply)?.to_owned();
     let mut conn = Conn::connect(front).await.map_err(|e| e.to_string())?;
-    let redeem = get(front, &format!("/hub/?qlikTicket={ticket}"), "");
+    let redeem = get(
+        front,
+        &format!("/{PROXY_PREFIX}/hub/?qlikTicket={ticket}"),
+        "",
+    );
     let reply = conn.exchange(&redeem).await.map_err(|e| e.to_string())?;
-    expect(&reply, 200, "redeem")?;
+    expect(&reply, 200, "redeem at the `up` virtual proxy")?;
     Ok(set_cookie(&reply)?.to_owned())
 }
 
-/// Whether an authenticated request through the gateway reaches hello.
+/// Whether an authenticated request through the gateway reaches the upstream hello.
 async fn probe_upstream(t: &Targets) -> Result<(), String> {
     let front = t.frontend.ok_or("no front end")?;
     let cookie = t.cookie.as_deref().unwrap_or("");
@@ -391,7 +527,8 @@ async fn probe_upstream(t: &Targets) -> Result<(), String> {
 pub async fn create_session(t: &Targets) -> Result<(), String> {
     let api = t.api.ok_or("no API")?;
     let mut conn = Conn::connect(api).await.map_err(|e| e.to_string())?;
-    let body = format!(r#"{{"UserDirectory":"ACME","UserId":"jdoe","SessionId":"{SESSION_ID}"}}"#);
+    let body =
+        format!(r#"{{"UserDirectory":"ACME","UserId":"{FIXED_USER}","SessionId":"{SESSION_ID}"}}"#);
     let xrf = format!("X-Qlik-Xrfkey: {XRFKEY}\r\n");
     let create = post(
         api,

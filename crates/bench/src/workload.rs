@@ -1,25 +1,39 @@
 //! The workloads: what one operation sends, and what counts as a good reply.
 //!
-//! An operation is one HTTP exchange, or for the two-step flows (issue then redeem) the
-//! pair: the figures reported are per operation, because the pair is what one login costs.
+//! An operation is one HTTP exchange, or for the two-step flows (issue then redeem,
+//! GetWebTicket then Authenticate.aspx) one login: two exchanges. Throughput and CPU are
+//! reported per HTTP request ([`Workload::requests_per_op`] of them per operation), latency
+//! per operation, so a login's latency is the time the whole login takes.
+//!
+//! Every login logs in a user never seen before in the run (`u<connection>-<n>`), as when a
+//! shift starts: no user logs in twice, so no session limit is met and none is evicted.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::http1::{Conn, Reply};
 
 /// The Xrfkey every QPS API call carries, in the query and in the header.
 pub const XRFKEY: &str = "abcdefghijklmnop";
-/// The body of a ticket request.
-pub const TICKET_BODY: &str =
-    r#"{"UserDirectory":"ACME","UserId":"jdoe","Attributes":[{"Group":"Sales"}]}"#;
-/// The body of a GetWebTicket call.
-pub const WEBTICKET_BODY: &str = r#"<Global method="GetWebTicket"><UserId>ACME\jdoe</UserId><GroupList><string>Sales</string></GroupList><GroupsIsNames>true</GroupsIsNames></Global>"#;
+/// The body of a ticket request, before the user id.
+pub const TICKET_BODY_BEFORE_USER: &str = r#"{"UserDirectory":"ACME","UserId":""#;
+/// The body of a ticket request, after the user id.
+pub const TICKET_BODY_AFTER_USER: &str = r#"","Attributes":[{"Group":"Sales"}]}"#;
+/// The body of a GetWebTicket call, before the user id.
+pub const WEBTICKET_BODY_BEFORE_USER: &str = r#"<Global method="GetWebTicket"><UserId>ACME\"#;
+/// The body of a GetWebTicket call, after the user id.
+pub const WEBTICKET_BODY_AFTER_USER: &str = r#"</UserId><GroupList><string>Sales</string></GroupList><GroupsIsNames>true</GroupsIsNames></Global>"#;
+/// The user of the requests that are not logins (the memory fill, set-up calls).
+pub const FIXED_USER: &str = "jdoe";
 /// The session the `session-get` workload reads, created once through the session API.
 pub const SESSION_ID: &str = "bench-session-1";
 /// What the hello server answers.
 pub const HELLO_BODY: &[u8] = br#"{"hello":"world"}"#;
-/// The path of the `proxied` and `direct` workloads.
-pub const PROXIED_PATH: &str = "/hub/some/path";
+/// The virtual proxy whose `upstream` is the upstream hello server (`proxied`).
+pub const PROXY_PREFIX: &str = "up";
+/// The path of the `proxied` and `direct` workloads: behind [`PROXY_PREFIX`].
+pub const PROXIED_PATH: &str = "/up/hub/some/path";
 
 /// A workload of the benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -28,15 +42,16 @@ pub enum Workload {
     Hello,
     /// `POST /qps/ticket` on the API listener (201).
     QpsIssue,
-    /// Issue a ticket, then redeem it with `GET /hub/?qlikTicket=` on the front end.
+    /// Issue a ticket, then redeem it with `GET /hub/?qlikTicket=` on the front end (the
+    /// identity page answers: the default virtual proxy has no upstream).
     QpsIssueRedeem,
     /// `POST /QvAJAXZfc/GetWebTicket.aspx` on the front end.
     QvGetwebticket,
     /// GetWebTicket, then `GET Authenticate.aspx?webticket=` (302 with a cookie).
     QvGetwebticketAuthenticate,
-    /// An authenticated `GET /hub/some/path` through the gateway to its upstream (hello).
+    /// An authenticated `GET /up/hub/some/path` through the gateway to the upstream hello.
     Proxied,
-    /// The same request straight to the upstream: the reference of `proxied`.
+    /// The same request straight to the upstream hello: the reference of `proxied`.
     Direct,
     /// `GET /qps/session/{id}` on the API listener.
     SessionGet,
@@ -56,22 +71,38 @@ impl Workload {
             Workload::SessionGet => "session-get",
         }
     }
+
+    /// HTTP requests one operation sends.
+    pub fn requests_per_op(self) -> u64 {
+        match self {
+            Workload::QpsIssueRedeem | Workload::QvGetwebticketAuthenticate => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// Where the servers are, and what the authenticated workloads present.
 #[derive(Debug, Clone, Default)]
 pub struct Targets {
-    /// The hello server (ceiling and upstream).
+    /// The hello server of the ceiling (`hello`), on the servers' CPU.
     pub hello: Option<SocketAddr>,
+    /// The hello server behind the `up` virtual proxy (`direct`, and `proxied` through the
+    /// gateway), on the load generator's CPU.
+    pub upstream: Option<SocketAddr>,
     /// The gateway's front end.
     pub frontend: Option<SocketAddr>,
     /// The gateway's QPS REST API.
     pub api: Option<SocketAddr>,
-    /// `name=value` of a live session cookie, for `proxied` and `direct`.
+    /// `name=value` of a live session cookie of the `up` virtual proxy, for `proxied` and
+    /// `direct`.
     pub cookie: Option<String>,
+    /// Goes between `u` and the connection number of every user id: empty for a run on
+    /// fresh gateways, something of this process's own against a gateway that may have
+    /// seen earlier runs.
+    pub user_tag: String,
 }
 
-/// One connection's worth of a workload: its connections and prebuilt request.
+/// One connection's worth of a workload: its connections and prebuilt request bytes.
 #[derive(Debug)]
 pub struct Worker {
     workload: Workload,
@@ -79,8 +110,83 @@ pub struct Worker {
     first: Conn,
     /// The front-end connection of `qps-issue-redeem`.
     second: Option<Conn>,
+    /// The request of the workloads that send the same bytes every time.
     request: Vec<u8>,
-    front_host: String,
+    /// The first request of a login, for a new user each time.
+    login: Option<LoginRequest>,
+    /// The second request of a two-step login: `GET <before>{ticket}<after>`.
+    redeem: Template,
+    /// Where the second request is built.
+    scratch: Vec<u8>,
+}
+
+/// A request split around one variable part.
+#[derive(Debug, Default)]
+struct Template {
+    before: Vec<u8>,
+    after: Vec<u8>,
+}
+
+impl Template {
+    /// `before`, `middle`, `after` into `out`.
+    fn fill(&self, out: &mut Vec<u8>, middle: &[u8]) {
+        out.clear();
+        out.extend_from_slice(&self.before);
+        out.extend_from_slice(middle);
+        out.extend_from_slice(&self.after);
+    }
+}
+
+/// A `POST` whose body names a user, built per operation from prebuilt pieces: the head up
+/// to `Content-Length: `, the body around the user id.
+#[derive(Debug)]
+pub struct LoginRequest {
+    head: Vec<u8>,
+    body_before: &'static str,
+    body_after: &'static str,
+    /// `u<tag><connection>-`, then the operation number, rewritten in place.
+    user: Vec<u8>,
+    user_prefix_len: usize,
+    next: u64,
+    buf: Vec<u8>,
+}
+
+impl LoginRequest {
+    /// A login request to `addr` for the users `u<tag><connection>-0`, `-1`, ….
+    fn new(
+        addr: SocketAddr,
+        path: &str,
+        extra: &str,
+        content_type: &str,
+        body: (&'static str, &'static str),
+        user_prefix: &str,
+    ) -> LoginRequest {
+        LoginRequest {
+            head: post_head(&addr.to_string(), path, extra, content_type).into_bytes(),
+            body_before: body.0,
+            body_after: body.1,
+            user: user_prefix.as_bytes().to_vec(),
+            user_prefix_len: user_prefix.len(),
+            next: 0,
+            buf: Vec::with_capacity(512),
+        }
+    }
+
+    /// The request for the next user.
+    fn next_request(&mut self) -> &[u8] {
+        self.user.truncate(self.user_prefix_len);
+        // Writing to a Vec cannot fail.
+        let _ = write!(self.user, "{}", self.next);
+        self.next += 1;
+        let body_len = self.body_before.len() + self.user.len() + self.body_after.len();
+        self.buf.clear();
+        self.buf.extend_from_slice(&self.head);
+        let _ = write!(self.buf, "{body_len}\r\n\r\n");
+        self.buf.extend_from_slice(self.body_before.as_bytes());
+        self.buf.extend_from_slice(&self.user);
+        self.buf.extend_from_slice(self.body_after.as_bytes());
+        &self.buf
+    }
 }
 
 fn need(addr: Option<SocketAddr>, what: &str) -> Result<SocketAddr, String> {
@@ -93,52 +199,81 @@ async fn connect(addr: SocketAddr) -> Result<Conn, String> {
         .map_err(|e| format!("connect {addr}: {e}"))
 }
 
+/// A number for every connection this process opens for a workload, so that
+/// `u<connection>-<n>` never names the same user twice in a run.
+fn next_connection() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 impl Worker {
     /// Opens the connections the workload needs.
     pub async fn connect(workload: Workload, t: &Targets) -> Result<Worker, String> {
         let front = t.frontend.map(|a| a.to_string()).unwrap_or_default();
-        let cookie = t.cookie.as_deref().unwrap_or("");
-        let (first, second, request) = match workload {
+        let cookie = t
+            .cookie
+            .as_deref()
+            .map(|c| format!("Cookie: {c}\r\n"))
+            .unwrap_or_default();
+        let user_prefix = format!("u{}{}-", t.user_tag, next_connection());
+        let xrf = format!("X-Qlik-Xrfkey: {XRFKEY}\r\n");
+        let mut request = Vec::new();
+        let mut login = None;
+        let mut redeem = Template::default();
+        let (first, second) = match workload {
             Workload::Hello => {
                 let a = need(t.hello, "hello")?;
-                (a, None, get(a, "/", ""))
+                request = get(a, "/", "");
+                (a, None)
             }
             Workload::Direct | Workload::Proxied => {
                 let a = if workload == Workload::Direct {
-                    need(t.hello, "hello")?
+                    need(t.upstream, "upstream")?
                 } else {
                     need(t.frontend, "front-end")?
                 };
-                (
-                    a,
-                    None,
-                    get(a, PROXIED_PATH, &format!("Cookie: {cookie}\r\n")),
-                )
+                request = get(a, PROXIED_PATH, &cookie);
+                (a, None)
             }
-            Workload::QpsIssue => {
+            Workload::QpsIssue | Workload::QpsIssueRedeem => {
                 let a = need(t.api, "API")?;
-                (a, None, issue_request_as(a, &next_user()))
-            }
-            Workload::QpsIssueRedeem => {
-                let a = need(t.api, "API")?;
-                (
+                login = Some(LoginRequest::new(
                     a,
-                    Some(need(t.frontend, "front-end")?),
-                    issue_request_as(a, &next_user()),
-                )
+                    &format!("/qps/ticket?xrfkey={XRFKEY}"),
+                    &xrf,
+                    "application/json",
+                    (TICKET_BODY_BEFORE_USER, TICKET_BODY_AFTER_USER),
+                    &user_prefix,
+                ));
+                if workload == Workload::QpsIssue {
+                    (a, None)
+                } else {
+                    redeem = get_template(&front, "/hub/?qlikTicket=", "");
+                    (a, Some(need(t.frontend, "front-end")?))
+                }
             }
             Workload::QvGetwebticket | Workload::QvGetwebticketAuthenticate => {
                 let a = need(t.frontend, "front-end")?;
-                (a, None, webticket_request(a))
+                login = Some(LoginRequest::new(
+                    a,
+                    "/QvAJAXZfc/GetWebTicket.aspx",
+                    "",
+                    "text/xml",
+                    (WEBTICKET_BODY_BEFORE_USER, WEBTICKET_BODY_AFTER_USER),
+                    &user_prefix,
+                ));
+                redeem = get_template(
+                    &front,
+                    "/QvAJAXZfc/Authenticate.aspx?type=html&try=/QlikView/&back=&webticket=",
+                    "",
+                );
+                (a, None)
             }
             Workload::SessionGet => {
                 let a = need(t.api, "API")?;
                 let path = format!("/qps/session/{SESSION_ID}?xrfkey={XRFKEY}");
-                (
-                    a,
-                    None,
-                    get(a, &path, &format!("X-Qlik-Xrfkey: {XRFKEY}\r\n")),
-                )
+                request = get(a, &path, &xrf);
+                (a, None)
             }
         };
         let second = match second {
@@ -150,16 +285,22 @@ impl Worker {
             first: connect(first).await?,
             second,
             request,
-            front_host: front,
+            login,
+            redeem,
+            scratch: Vec::with_capacity(256),
         })
     }
 
     /// Runs one operation and checks its reply (or replies).
     pub async fn op(&mut self) -> Result<(), String> {
         let w = self.workload.name();
+        let request: &[u8] = match &mut self.login {
+            Some(login) => login.next_request(),
+            None => &self.request,
+        };
         let reply = self
             .first
-            .exchange(&self.request)
+            .exchange(request)
             .await
             .map_err(|e| format!("{w}: {e}"))?;
         match self.workload {
@@ -172,11 +313,11 @@ impl Worker {
                 .map(drop),
             Workload::QpsIssueRedeem => {
                 expect(&reply, 201, w)?;
-                let ticket = qps_ticket(&reply)?;
-                let redeem = get_host(&self.front_host, &format!("/hub/?qlikTicket={ticket}"), "");
+                self.redeem
+                    .fill(&mut self.scratch, qps_ticket(&reply)?.as_bytes());
                 let front = self.second.as_mut().ok_or("no front-end connection")?;
                 let reply = front
-                    .exchange(&redeem)
+                    .exchange(&self.scratch)
                     .await
                     .map_err(|e| format!("{w}: {e}"))?;
                 expect(&reply, 200, w)?;
@@ -184,14 +325,11 @@ impl Worker {
             }
             Workload::QvGetwebticketAuthenticate => {
                 expect(&reply, 200, w)?;
-                let ticket = web_ticket(&reply)?;
-                let path = format!(
-                    "/QvAJAXZfc/Authenticate.aspx?type=html&try=/QlikView/&back=&webticket={ticket}"
-                );
-                let redeem = get_host(&self.front_host, &path, "");
+                self.redeem
+                    .fill(&mut self.scratch, web_ticket(&reply)?.as_bytes());
                 let reply = self
                     .first
-                    .exchange(&redeem)
+                    .exchange(&self.scratch)
                     .await
                     .map_err(|e| format!("{w}: {e}"))?;
                 expect(&reply, 302, w)?;
@@ -210,45 +348,48 @@ fn get_host(host: &str, path: &str, extra: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n").into_bytes()
 }
 
+/// A `GET` of `path_before{x}` with `x` filled in per request.
+fn get_template(host: &str, path_before: &str, extra: &str) -> Template {
+    Template {
+        before: format!("GET {path_before}").into_bytes(),
+        after: format!(" HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n").into_bytes(),
+    }
+}
+
+/// A `POST` head up to and including `Content-Length: `.
+fn post_head(host: &str, path: &str, extra: &str, content_type: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Content-Type: {content_type}\r\nContent-Length: "
+    )
+}
+
 /// A keep-alive `POST` with a body.
 pub fn post(addr: SocketAddr, path: &str, extra: &str, content_type: &str, body: &str) -> Vec<u8> {
-    format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+    let mut head = post_head(&addr.to_string(), path, extra, content_type);
+    head += &format!("{}\r\n\r\n{body}", body.len());
+    head.into_bytes()
 }
 
-/// A user id of its own for each connection: a login storm is many users logging in, not
-/// one user logging in thousands of times (which only measures one user's session limit).
-fn next_user() -> String {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    format!(
-        "jdoe{}",
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    )
-}
-
-/// `POST /qps/ticket?xrfkey=…` for `ACME\<user>` on the default virtual proxy.
-pub fn issue_request_as(api: SocketAddr, user: &str) -> Vec<u8> {
+/// `POST /qps[/{vp}]/ticket?xrfkey=…` for `ACME\<user>`; `vp` is `""` for the default
+/// virtual proxy.
+pub fn issue_request_for(api: SocketAddr, vp: &str, user: &str) -> Vec<u8> {
+    let path = if vp.is_empty() {
+        format!("/qps/ticket?xrfkey={XRFKEY}")
+    } else {
+        format!("/qps/{vp}/ticket?xrfkey={XRFKEY}")
+    };
     post(
         api,
-        &format!("/qps/ticket?xrfkey={XRFKEY}"),
+        &path,
         &format!("X-Qlik-Xrfkey: {XRFKEY}\r\n"),
         "application/json",
-        &TICKET_BODY.replace("\"jdoe\"", &format!("\"{user}\"")),
+        &format!("{TICKET_BODY_BEFORE_USER}{user}{TICKET_BODY_AFTER_USER}"),
     )
 }
 
 /// `POST /qps/ticket?xrfkey=…` for `ACME\jdoe` on the default virtual proxy.
 pub fn issue_request(api: SocketAddr) -> Vec<u8> {
-    post(
-        api,
-        &format!("/qps/ticket?xrfkey={XRFKEY}"),
-        &format!("X-Qlik-Xrfkey: {XRFKEY}\r\n"),
-        "application/json",
-        TICKET_BODY,
-    )
+    issue_request_for(api, "", FIXED_USER)
 }
 
 /// `POST /QvAJAXZfc/GetWebTicket.aspx` for `ACME\jdoe`.
@@ -258,7 +399,7 @@ pub fn webticket_request(front: SocketAddr) -> Vec<u8> {
         "/QvAJAXZfc/GetWebTicket.aspx",
         "",
         "text/xml",
-        WEBTICKET_BODY,
+        &format!("{WEBTICKET_BODY_BEFORE_USER}{FIXED_USER}{WEBTICKET_BODY_AFTER_USER}"),
     )
 }
 
@@ -301,4 +442,57 @@ fn between<'b>(hay: &'b [u8], start: &[u8], end: &[u8]) -> Option<&'b str> {
     let from = hay.windows(start.len()).position(|w| w == start)? + start.len();
     let len = hay[from..].windows(end.len()).position(|w| w == end)?;
     std::str::from_utf8(&hay[from..from + len]).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr() -> SocketAddr {
+        "127.0.0.1:4243".parse().unwrap()
+    }
+
+    #[test]
+    fn login_requests_name_a_new_user_each_time() {
+        let path = format!("/qps/ticket?xrfkey={XRFKEY}");
+        let xrf = format!("X-Qlik-Xrfkey: {XRFKEY}\r\n");
+        let mut login = LoginRequest::new(
+            addr(),
+            &path,
+            &xrf,
+            "application/json",
+            (TICKET_BODY_BEFORE_USER, TICKET_BODY_AFTER_USER),
+            "u7-",
+        );
+        for n in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10] {
+            let want = issue_request_for(addr(), "", &format!("u7-{n}"));
+            assert_eq!(
+                String::from_utf8_lossy(login.next_request()),
+                String::from_utf8_lossy(&want)
+            );
+        }
+    }
+
+    #[test]
+    fn the_fixed_requests_are_well_formed() {
+        let r = String::from_utf8(issue_request(addr())).unwrap();
+        let (head, body) = r.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+        assert!(body.contains(r#""UserId":"jdoe""#));
+        let r = String::from_utf8(issue_request_for(addr(), "up", "x")).unwrap();
+        assert!(r.starts_with("POST /qps/up/ticket?xrfkey="));
+        let r = String::from_utf8(webticket_request(addr())).unwrap();
+        assert!(r.contains(r"<UserId>ACME\jdoe</UserId>"));
+    }
+
+    #[test]
+    fn templates_fill_the_middle() {
+        let t = get_template("h:1", "/hub/?qlikTicket=", "");
+        let mut out = Vec::new();
+        t.fill(&mut out, b"abc");
+        assert_eq!(
+            out,
+            b"GET /hub/?qlikTicket=abc HTTP/1.1\r\nHost: h:1\r\n\r\n".to_vec()
+        );
+    }
 }
