@@ -358,6 +358,8 @@ pub struct VirtualProxy {
     pub prefix: String,
     /// The store realm of its tickets and sessions.
     pub realm: String,
+    /// `X-Qlik-Virtual-Proxy-Prefix` toward its back end: the prefix.
+    pub prefix_header: http::HeaderValue,
     /// Name of the session cookie over https.
     pub session_cookie_name: String,
     /// Name of the session cookie over plain http: the name with `-HTTP` appended, as Qlik
@@ -375,13 +377,16 @@ pub struct VirtualProxy {
     pub session_cookie_attributes: String,
 }
 
-/// A back end: scheme and authority, e.g. `http://127.0.0.1:9000`.
+/// A back end: scheme and authority, e.g. `http://127.0.0.1:9000`, parsed once here
+/// rather than for every request forwarded to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     /// `http` (plain HTTP to the back end).
-    pub scheme: String,
+    pub scheme: http::uri::Scheme,
     /// `host:port`.
-    pub authority: String,
+    pub authority: http::uri::Authority,
+    /// The `Host` header requests to it carry: the authority.
+    pub host: http::HeaderValue,
 }
 
 /// How upstream requests are bounded.
@@ -610,6 +615,9 @@ fn validate(file: File, base: &Path) -> Result<Settings, ConfigError> {
         vps.push(VirtualProxy {
             session_cookie_attributes: cookie_attributes,
             realm: ticket_core::model::qps_realm(&prefix),
+            // Prefixes are `a-z 0-9 - . _ ~`: always a valid header value.
+            prefix_header: http::HeaderValue::from_str(&prefix)
+                .unwrap_or_else(|_| http::HeaderValue::from_static("")),
             prefix,
             http_session_cookie_name: format!("{cookie}{HTTP_COOKIE_SUFFIX}"),
             session_cookie_name: cookie,
@@ -640,6 +648,7 @@ fn validate(file: File, base: &Path) -> Result<Settings, ConfigError> {
         vps.push(VirtualProxy {
             prefix: String::new(),
             realm: ticket_core::model::qps_realm(""),
+            prefix_header: http::HeaderValue::from_static(""),
             session_cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
             http_session_cookie_name: format!("{DEFAULT_COOKIE_NAME}{HTTP_COOKIE_SUFFIX}"),
             auth_module_redirect_uri: demo_login,
@@ -921,11 +930,14 @@ fn upstream(key: &str, raw: &str) -> Result<Upstream, ConfigError> {
     }
     let authority = uri
         .authority()
-        .map(|a| a.as_str().to_owned())
+        .cloned()
         .ok_or_else(|| ConfigError::new(key, format!("{raw:?} has no host")))?;
+    let host = http::HeaderValue::from_str(authority.as_str())
+        .map_err(|_| ConfigError::new(key, format!("{raw:?} is not a valid host")))?;
     Ok(Upstream {
-        scheme: "http".into(),
+        scheme: http::uri::Scheme::HTTP,
         authority,
+        host,
     })
 }
 

@@ -30,6 +30,15 @@ pub struct Conn {
     /// `peer` as text, formatted once per connection: every log line of every request on
     /// the connection carries it.
     peer_text: Arc<str>,
+    /// `peer`'s address without the port, likewise.
+    peer_ip_text: Arc<str>,
+}
+
+impl Conn {
+    /// The peer's IP address as text, for `X-Forwarded-For`.
+    pub fn peer_ip_text(&self) -> &str {
+        &self.peer_ip_text
+    }
 }
 
 impl Conn {
@@ -46,6 +55,7 @@ impl Conn {
             secure,
             client_auth,
             peer_text: peer.to_string().into(),
+            peer_ip_text: peer.ip().to_string().into(),
         }
     }
 

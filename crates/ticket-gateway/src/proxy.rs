@@ -89,32 +89,35 @@ where
     let websocket = is_websocket(req.headers());
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
 
-    let mut path = req.uri().path().to_owned();
-    if let Some(q) = query_without(req.uri().query(), crate::qps::frontend::TICKET_PARAM) {
-        path.push('?');
-        path.push_str(&q);
-    }
-    let uri = match Uri::builder()
-        .scheme(to.upstream.scheme.as_str())
-        .authority(to.upstream.authority.as_str())
-        .path_and_query(path)
-        .build()
-    {
-        Ok(u) => u,
-        Err(_) => {
-            return page(
-                StatusCode::BAD_REQUEST,
-                "Bad request",
-                "The request target cannot be forwarded.",
-            )
+    let (path, query) = (req.uri().path(), req.uri().query());
+    let path_and_query = if has_ticket_param(query) {
+        match query_without(query, crate::qps::frontend::TICKET_PARAM) {
+            Some(q) => format!("{path}?{q}").parse().ok(),
+            None => path.parse().ok(),
         }
+    } else {
+        // The common case, no ticket to drop: the client's own path and query, shared.
+        req.uri().path_and_query().cloned()
+    };
+    let mut target = http::uri::Parts::default();
+    target.scheme = Some(to.upstream.scheme.clone());
+    target.authority = Some(to.upstream.authority.clone());
+    target.path_and_query = path_and_query;
+    let Ok(uri) = Uri::from_parts(target) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            "The request target cannot be forwarded.",
+        );
     };
 
     let (mut parts, body) = req.into_parts();
-    let original_host = parts.headers.get(header::HOST).cloned();
+    let original_host = parts.headers.remove(header::HOST);
     strip(&mut parts.headers, to.also_strip);
-    parts.headers.remove(header::HOST);
     forwarded_headers(&mut parts.headers, conn, original_host);
+    parts
+        .headers
+        .insert(header::HOST, to.upstream.host.clone());
     if websocket {
         parts
             .headers
@@ -193,43 +196,59 @@ fn is_websocket(headers: &HeaderMap) -> bool {
     has(header::UPGRADE, "websocket") && has(header::CONNECTION, "upgrade")
 }
 
+/// Whether a query holds a `qlikTicket` parameter (any casing) to drop before forwarding.
+fn has_ticket_param(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&').any(|part| {
+            let key = part.split('=').next().unwrap_or("");
+            crate::http::percent_decode(key)
+                .eq_ignore_ascii_case(crate::qps::frontend::TICKET_PARAM)
+        })
+    })
+}
+
 /// Removes hop-by-hop headers (and any the `Connection` header names) and every
 /// client-supplied identity header.
 fn strip(headers: &mut HeaderMap, also: Option<&HeaderName>) {
     strip_hop_by_hop(headers);
-    for name in &IDENTITY_HEADERS {
-        headers.remove(name);
-    }
-    if let Some(name) = also {
+    // One pass over what the client sent rather than a lookup per forbidden name: a
+    // request carries a handful of headers, and almost never one of these.
+    let forbidden: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| IDENTITY_HEADERS.contains(name) || Some(*name) == also)
+        .cloned()
+        .collect();
+    for name in forbidden {
         headers.remove(name);
     }
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
-    }
-    for name in &HOP_BY_HOP {
+    let mut named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    named.extend(
+        headers
+            .keys()
+            .filter(|name| HOP_BY_HOP.contains(name))
+            .cloned(),
+    );
+    for name in named {
         headers.remove(name);
     }
 }
 
 fn forwarded_headers(headers: &mut HeaderMap, conn: &Conn, host: Option<HeaderValue>) {
-    let peer = conn.peer.ip().to_string();
+    let peer = conn.peer_ip_text();
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {peer}"),
-        None => peer,
+        Some(prior) => HeaderValue::from_str(&format!("{prior}, {peer}")).ok(),
+        None => HeaderValue::from_str(peer).ok(),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR, v);
     }
     let proto = if conn.secure { "https" } else { "http" };
@@ -251,6 +270,16 @@ pub(crate) fn header_value(s: &str) -> HeaderValue {
         let encoded = crate::redirect::location_safe(s);
         HeaderValue::from_str(&encoded).unwrap_or_else(|_| HeaderValue::from_static(""))
     })
+}
+
+/// [`header_value`] of a string built for the purpose: its buffer becomes the value, with
+/// no copy.
+pub(crate) fn header_value_owned(s: String) -> HeaderValue {
+    // `http`'s own rule for the bytes of a header value.
+    if !s.bytes().all(|b| b >= 32 && b != 127 || b == b'\t') {
+        return header_value(&s);
+    }
+    HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 fn page(status: StatusCode, title: &str, text: &str) -> Response<Body> {

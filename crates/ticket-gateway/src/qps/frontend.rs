@@ -187,7 +187,7 @@ pub(crate) async fn current_session<B>(
     req: &Request<B>,
 ) -> Result<Option<Session>, ()> {
     for id in session_ids(vp, req) {
-        match gw.core().store().touch_session(&vp.realm, &id).await {
+        match gw.core().store().touch_session(&vp.realm, id).await {
             Ok(Some(s)) => return Ok(Some(s)),
             Ok(None) => {}
             Err(e) => {
@@ -200,12 +200,13 @@ pub(crate) async fn current_session<B>(
 }
 
 /// The non-empty values of this virtual proxy's session cookies.
-pub(crate) fn session_ids<B>(vp: &VirtualProxy, req: &Request<B>) -> Vec<String> {
+pub(crate) fn session_ids<'r, B>(
+    vp: &'r VirtualProxy,
+    req: &'r Request<B>,
+) -> impl Iterator<Item = &'r str> + 'r {
     cookies(req.headers(), &vp.session_cookie_name)
         .chain(cookies(req.headers(), &vp.http_session_cookie_name))
         .filter(|id| !id.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// The cookie name for this connection: `-HTTP` over plain http.

@@ -5,24 +5,32 @@ use ticket_core::{Identity, Session};
 
 use crate::config::VirtualProxy;
 use crate::http::percent_encode_lower;
-use crate::proxy::header_value;
+use crate::proxy::{header_value, header_value_owned};
 
 /// `X-Qlik-User: UserDirectory=<url-encoded>; UserId=<url-encoded>`
 pub fn user_header(user_directory: &str, user_id: &str) -> String {
-    format!(
-        "UserDirectory={}; UserId={}",
-        percent_encode_lower(user_directory),
-        percent_encode_lower(user_id)
-    )
+    let mut out = String::with_capacity(24 + 3 * (user_directory.len() + user_id.len()));
+    out.push_str("UserDirectory=");
+    out.push_str(&percent_encode_lower(user_directory));
+    out.push_str("; UserId=");
+    out.push_str(&percent_encode_lower(user_id));
+    out
 }
 
 /// `X-Qlik-Security: SecureRequest=true; Context=AppAccess; k=v; k2=;` — attributes in
 /// order, repeats kept, empty values as `k=;`, each item closed by `;` as Qlik documents.
 /// Values pass through as given (Qlik documents no escaping).
 pub fn security_header(attributes: &[(String, String)]) -> String {
-    let mut out = String::from("SecureRequest=true; Context=AppAccess;");
+    const HEAD: &str = "SecureRequest=true; Context=AppAccess;";
+    let len = attributes.iter().map(|(k, v)| k.len() + v.len() + 3);
+    let mut out = String::with_capacity(HEAD.len() + len.sum::<usize>());
+    out.push_str(HEAD);
     for (k, v) in attributes {
-        out.push_str(&format!(" {k}={v};"));
+        out.push(' ');
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+        out.push(';');
     }
     out
 }
@@ -40,11 +48,11 @@ pub fn headers(vp: &VirtualProxy, session: &Session) -> Vec<(HeaderName, HeaderV
     vec![
         (
             HeaderName::from_static("x-qlik-user"),
-            header_value(&user_header(user_directory, user_id)),
+            header_value_owned(user_header(user_directory, user_id)),
         ),
         (
             HeaderName::from_static("x-qlik-security"),
-            header_value(&security_header(attributes)),
+            header_value_owned(security_header(attributes)),
         ),
         (
             HeaderName::from_static("x-qlik-proxysession"),
@@ -52,7 +60,7 @@ pub fn headers(vp: &VirtualProxy, session: &Session) -> Vec<(HeaderName, HeaderV
         ),
         (
             HeaderName::from_static("x-qlik-virtual-proxy-prefix"),
-            header_value(&vp.prefix),
+            vp.prefix_header.clone(),
         ),
     ]
 }
