@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the readers every request goes through: the lenient JSON of the
-//! QPS API, the GetWebTicket XML, cookies and query strings.
+//! QPS API, the GetWebTicket XML, cookies and query strings; and of the access-log event
+//! every request writes.
 //!
 //! `cargo bench -p ticket-gateway`. They show how much of a request's cost in
 //! `scripts/bench` is parsing, and catch a reader that turns slow.
@@ -9,8 +10,11 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::header::{HeaderMap, HeaderValue, COOKIE};
 use ticket_gateway::http::{cookies, query_param};
+use ticket_gateway::logsink::{Limits, LogSink};
 use ticket_gateway::qlikview::{authenticate, xml};
 use ticket_gateway::qps::{json, wire::TicketRequest};
+use ticket_gateway::telemetry::{LogFormat, LogLayer};
+use tracing_subscriber::layer::SubscriberExt;
 
 const TICKET_JSON: &[u8] =
     br#"{"UserDirectory":"ACME","UserId":"jdoe","Attributes":[{"Group":"Sales"}]}"#;
@@ -58,5 +62,30 @@ fn queries(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, qps_json, qlikview_xml, cookie_header, queries);
+/// One access event through `RUST_LOG=info`, the layer and the sink (into `io::sink()`).
+fn log_event(c: &mut Criterion) {
+    for format in [LogFormat::Human, LogFormat::Json] {
+        let (sink, _guard) = LogSink::spawn(std::io::sink(), Limits::default());
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new("info"))
+            .with(LogLayer::new(format, sink));
+        tracing::subscriber::with_default(subscriber, || {
+            c.bench_function(&format!("access log event ({format:?})"), |b| {
+                b.iter(|| {
+                    tracing::info!(target: "access", method = "GET", route = "qps_frontend",
+                        status = 200u16, latency_us = black_box(182u64), peer = "192.0.2.7:50412")
+                })
+            });
+        });
+    }
+}
+
+criterion_group!(
+    benches,
+    qps_json,
+    qlikview_xml,
+    cookie_header,
+    queries,
+    log_event
+);
 criterion_main!(benches);

@@ -1,189 +1,167 @@
-//! The human-readable log line, written without the cost of the general-purpose formatter:
-//! the gateway writes two to four events per request (access and audit), so their format
-//! is on the hot path.
+//! The human-readable log line, written straight into bytes: the gateway writes two to four
+//! events per request (access and audit), so their format is on the hot path. Strings and
+//! numbers are copied, not run through `fmt`; only `Debug`/`Display` values (`?x`, `%x`, the
+//! message) are formatted, into a reusable buffer.
 //!
 //! `2026-11-23T20:06:07.680Z  INFO audit: event=ticket_issued dialect=qps vp="" user_id=jdoe`
 //! — UTC time to the millisecond, level, target, the message if any, then `key=value`
-//! pairs; values are quoted when they hold a space, a quote, `=` or nothing.
+//! pairs; values are quoted (as Rust's `Debug` quotes strings) when they hold a space, a
+//! quote, `=`, a line break or nothing.
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::registry::LookupSpan;
+use tracing::{Event, Level};
 
-/// The event format of `--log-format human`.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct LogLine;
+use crate::logclock::{self, Clock};
+use crate::logscan;
 
-impl<S, N> FormatEvent<S, N> for LogLine
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        _ctx: &FmtContext<'_, S, N>,
-        mut w: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        timestamp(&mut w)?;
-        let meta = event.metadata();
-        w.write_str(match *meta.level() {
-            tracing::Level::ERROR => " ERROR ",
-            tracing::Level::WARN => "  WARN ",
-            tracing::Level::INFO => "  INFO ",
-            tracing::Level::DEBUG => " DEBUG ",
-            tracing::Level::TRACE => " TRACE ",
-        })?;
-        w.write_str(meta.target())?;
-        w.write_str(":")?;
-        let mut visitor = Fields {
-            w: &mut w,
-            result: Ok(()),
-        };
-        event.record(&mut visitor);
-        visitor.result?;
-        w.write_char('\n')
+/// What formatting a line needs besides the event, kept per thread and reused, so that a
+/// line costs no allocation once the buffers have grown.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// The current second, formatted.
+    pub clock: Clock,
+    /// Where `Debug` and `Display` values are formatted before they are quoted or escaped.
+    pub text: String,
+}
+
+/// Appends the line of `event`, logged at `now` (since the Unix epoch), newline included.
+pub fn human(event: &Event<'_>, now: Duration, scratch: &mut Scratch, out: &mut Vec<u8>) {
+    let nanos = scratch.clock.second(now, out);
+    logclock::millis(nanos, out);
+    let meta = event.metadata();
+    out.extend_from_slice(match *meta.level() {
+        Level::ERROR => b" ERROR ",
+        Level::WARN => b"  WARN ",
+        Level::INFO => b"  INFO ",
+        Level::DEBUG => b" DEBUG ",
+        Level::TRACE => b" TRACE ",
+    });
+    out.extend_from_slice(meta.target().as_bytes());
+    out.push(b':');
+    event.record(&mut Fields {
+        out: &mut *out,
+        text: &mut scratch.text,
+    });
+    out.push(b'\n');
+}
+
+struct Fields<'a> {
+    out: &'a mut Vec<u8>,
+    text: &'a mut String,
+}
+
+impl Fields<'_> {
+    fn key(&mut self, field: &Field) {
+        self.out.push(b' ');
+        self.out.extend_from_slice(field.name().as_bytes());
+        self.out.push(b'=');
     }
 }
 
-struct Fields<'a, 'w> {
-    w: &'a mut Writer<'w>,
-    result: fmt::Result,
-}
-
-impl Fields<'_, '_> {
-    fn value(&mut self, field: &Field, value: &str) {
-        if self.result.is_err() {
-            return;
-        }
-        self.result = (|| {
-            self.w.write_str(" ")?;
-            if field.name() != "message" {
-                self.w.write_str(field.name())?;
-                self.w.write_str("=")?;
-                if value.is_empty()
-                    || value
-                        .bytes()
-                        .any(|b| matches!(b, b' ' | b'"' | b'=' | b'\n' | b'\r'))
-                {
-                    return write!(self.w, "{value:?}");
-                }
-            }
-            self.w.write_str(value)
-        })();
-    }
-}
-
-impl Visit for Fields<'_, '_> {
+impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.value(field, value);
+        pair(self.out, field, value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        // One reusable buffer per thread: no allocation per field.
-        thread_local!(static BUF: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) });
-        BUF.with(|buf| {
-            let mut buf = buf.borrow_mut();
-            buf.clear();
-            if fmt::write(&mut *buf, format_args!("{value:?}")).is_ok() {
-                self.value(field, &buf);
-            }
-        });
+        self.text.clear();
+        if fmt::write(self.text, format_args!("{value:?}")).is_ok() {
+            pair(self.out, field, self.text);
+        }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if self.result.is_ok() {
-            self.result = write!(self.w, " {}={value}", field.name());
-        }
+        self.key(field);
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if self.result.is_ok() {
-            self.result = write!(self.w, " {}={value}", field.name());
-        }
+        self.key(field);
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if self.result.is_ok() {
-            self.result = write!(self.w, " {}={value}", field.name());
-        }
+        self.key(field);
+        self.out
+            .extend_from_slice(if value { b"true" } else { b"false" });
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ`. The part up to the second is formatted once per second per
-/// thread; only the milliseconds are written for every line.
-fn timestamp(w: &mut Writer<'_>) -> fmt::Result {
-    thread_local!(static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) });
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs();
-    SECOND.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if cache.0 != secs {
-            cache.1.clear();
-            civil(&mut cache.1, secs)?;
-            cache.0 = secs;
-        }
-        w.write_str(&cache.1)
-    })?;
-    let ms = now.subsec_millis();
-    let digits = [
-        b'.',
-        b'0' + (ms / 100) as u8,
-        b'0' + (ms / 10 % 10) as u8,
-        b'0' + (ms % 10) as u8,
-        b'Z',
-    ];
-    w.write_str(std::str::from_utf8(&digits).unwrap_or(".000Z"))
+/// ` message` bare, or ` key=value`, quoted if need be.
+fn pair(out: &mut Vec<u8>, field: &Field, value: &str) {
+    out.push(b' ');
+    if field.name() == "message" {
+        out.extend_from_slice(value.as_bytes());
+        return;
+    }
+    out.extend_from_slice(field.name().as_bytes());
+    out.push(b'=');
+    if value.is_empty() {
+        out.extend_from_slice(b"\"\"");
+        return;
+    }
+    let at = out.len();
+    out.extend_from_slice(value.as_bytes());
+    if needs_quotes(out, at) {
+        out.truncate(at);
+        quoted(out, value);
+    }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS` of a Unix time, from the civil-from-days algorithm (no calendar
-/// crate).
-fn civil(out: &mut String, secs: u64) -> fmt::Result {
-    use fmt::Write as _;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+/// Whether `line[at..]` holds a space, `"`, `=`, `\n` or `\r`.
+fn needs_quotes(line: &[u8], at: usize) -> bool {
+    logscan::any(line, at, |w| {
+        logscan::equal(w, b' ')
+            | logscan::equal(w, b'"')
+            | logscan::equal(w, b'=')
+            | logscan::equal(w, b'\n')
+            | logscan::equal(w, b'\r')
+    })
+}
+
+/// `value` as Rust's `Debug` writes a string. Printable ASCII without `"` or `\` needs only
+/// the quotes; anything else takes `Debug` itself, for its exact escapes.
+fn quoted(out: &mut Vec<u8>, value: &str) {
+    if value
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing into a `Vec` cannot fail.
+        let _ = fmt::write(&mut Bytes(out), format_args!("{value:?}"));
+    }
+}
+
+/// `fmt::Write` into a byte buffer.
+struct Bytes<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for Bytes<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use std::sync::{Arc, Mutex};
+    use super::needs_quotes;
+    use crate::logsink::testing::capture;
+    use crate::telemetry::LogFormat;
 
     #[test]
     fn lines_are_readable_and_quote_what_needs_it() {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .event_format(LogLine)
-            .with_writer(move || WriteTo(sink.clone()))
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        let lines = capture(LogFormat::Human, || {
             tracing::info!(target: "audit", event = "ticket_issued", vp = "", user_id = "j doe", n = 5u64, "issued");
         });
-        let line = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
-        let (time, rest) = line.split_once(' ').unwrap();
+        let (time, rest) = lines.split_once(' ').unwrap();
         assert_eq!(time.len(), 24, "{time}");
         assert!(time.starts_with("20") && time.ends_with('Z'));
         assert_eq!(
@@ -192,15 +170,45 @@ mod tests {
         );
     }
 
-    struct WriteTo(Arc<Mutex<Vec<u8>>>);
+    #[test]
+    fn quotes_exactly_the_values_that_need_it_at_any_length() {
+        let plain = "abcdefghijklmnopqrstuvwxyz0123456789.:_-/,";
+        for len in 1..plain.len() {
+            for at in 0..len {
+                for special in [' ', '"', '=', '\n', '\r'] {
+                    let mut v = plain[..len].to_owned();
+                    v.replace_range(at..=at, &special.to_string());
+                    let line = format!("2026-11-23T20:06:07.680Z  INFO audit: k={v}");
+                    assert!(needs_quotes(line.as_bytes(), line.len() - len), "{v:?}");
+                }
+            }
+            let line = format!(
+                "2026-11-23T20:06:07.680Z  INFO audit: k=\" {}",
+                &plain[..len]
+            );
+            assert!(!needs_quotes(line.as_bytes(), line.len() - len));
+        }
+    }
 
-    impl std::io::Write for WriteTo {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+    #[test]
+    fn display_debug_numbers_and_escapes() {
+        let peer: std::net::SocketAddr = "192.0.2.7:50412".parse().unwrap();
+        let lines = capture(LogFormat::Human, || {
+            tracing::warn!(target: "access", %peer, why = %"no room", q = ?"a b", i = -3i64,
+                ok = false, tab = "a\tb", nl = "a\nb", eq = "a=b", accent = "é x", f = 1.5);
+            tracing::error!("store failed");
+        });
+        let rest: Vec<&str> = lines
+            .lines()
+            .map(|l| l.split_once(' ').unwrap().1)
+            .collect();
+        assert_eq!(
+            rest,
+            [
+                " WARN access: peer=192.0.2.7:50412 why=\"no room\" q=\"\\\"a b\\\"\" i=-3 \
+                 ok=false tab=a\tb nl=\"a\\nb\" eq=\"a=b\" accent=\"é x\" f=1.5",
+                "ERROR ticket_gateway::logline::tests: store failed",
+            ]
+        );
     }
 }

@@ -1,6 +1,19 @@
 //! Logging: human-readable by default, JSON on request, filtered by `RUST_LOG`.
+//!
+//! Every request logs two to four events, so an event must be cheap: [`LogLayer`] formats it
+//! straight into bytes ([`crate::logline`], [`crate::logjson`]) in a per-thread buffer and
+//! hands the line to a [`LogSink`], which writes lines in batches from a thread of its own.
+//! No system call and no thread wake-up per line.
 
+use std::cell::RefCell;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
+
+use crate::logline::Scratch;
+use crate::logsink::{Limits, LogSink};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -12,31 +25,90 @@ pub enum LogFormat {
 }
 
 /// Keeps the log writer's thread alive; logs written before it drops are flushed.
-pub type LogGuard = tracing_appender::non_blocking::WorkerGuard;
+pub type LogGuard = crate::logsink::LogGuard;
 
 /// Installs the global subscriber, writing to stderr. `RUST_LOG` filters; by default the
-/// gateway logs at `info`, its audit trail included. Colours only on a terminal.
+/// gateway logs at `info`, its audit trail included.
 ///
-/// Lines are written by a dedicated thread, so a request never waits on stderr; the queue
+/// Lines are written by a dedicated thread, so a request never waits on stderr; the buffer
 /// is not lossy (the audit trail must be complete): when it is full, logging waits.
 #[must_use = "dropping the guard stops logging"]
 pub fn init(format: LogFormat) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        // Buffered: the writer thread flushes once per batch it drains, not once per line.
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(writer);
-    let _ = match format {
-        LogFormat::Human => builder.event_format(crate::logline::LogLine).try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
+    let (sink, guard) = LogSink::spawn(std::io::stderr(), Limits::default());
+    // Fails only if a subscriber is already installed; that one keeps logging.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(LogLayer::new(format, sink))
+        .try_init();
     guard
+}
+
+/// A `tracing` layer that formats each event into one line and appends it to a sink.
+/// Spans are not recorded (the gateway has none); events inside spans are written as if
+/// outside.
+#[derive(Debug, Clone)]
+pub struct LogLayer {
+    format: LogFormat,
+    sink: LogSink,
+}
+
+impl LogLayer {
+    /// Lines in `format`, to `sink`.
+    pub fn new(format: LogFormat, sink: LogSink) -> Self {
+        Self { format, sink }
+    }
+
+    fn write(&self, event: &Event<'_>, line: &mut Line) {
+        let now = crate::logclock::now();
+        line.bytes.clear();
+        match self.format {
+            LogFormat::Human => {
+                crate::logline::human(event, now, &mut line.scratch, &mut line.bytes)
+            }
+            LogFormat::Json => crate::logjson::json(event, now, &mut line.scratch, &mut line.bytes),
+        }
+        let urgent = matches!(*event.metadata().level(), Level::ERROR | Level::WARN);
+        self.sink.write(&line.bytes, urgent);
+        // A huge event should not pin its memory for the life of the thread.
+        if line.bytes.capacity() > MAX_RETAINED {
+            line.bytes = Vec::new();
+        }
+        if line.scratch.text.capacity() > MAX_RETAINED {
+            line.scratch.text = String::new();
+        }
+    }
+}
+
+/// Per-thread buffers larger than this are let go after the line.
+const MAX_RETAINED: usize = 64 * 1024;
+
+/// A line being formatted, and what formatting it needs; one per thread, reused.
+#[derive(Debug, Default)]
+struct Line {
+    bytes: Vec<u8>,
+    scratch: Scratch,
+}
+
+thread_local! {
+    static LINE: RefCell<Line> = RefCell::new(Line::default());
+}
+
+impl<S: Subscriber> Layer<S> for LogLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let done = LINE
+            .try_with(|line| match line.try_borrow_mut() {
+                Ok(mut line) => {
+                    self.write(event, &mut line);
+                    true
+                }
+                // An event logged while formatting another (by a `Debug` impl).
+                Err(_) => false,
+            })
+            // Or the thread is ending and its buffer is gone already.
+            .unwrap_or(false);
+        if !done {
+            self.write(event, &mut Line::default());
+        }
+    }
 }
