@@ -185,12 +185,14 @@ pub fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (Cow<'_, str>, C
 /// parameter's value is decoded: the Xrfkey check and ticket redemption run this on every
 /// request.
 pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<Cow<'a, str>> {
-    query
-        .unwrap_or("")
+    query?
         .split('&')
         .filter(|pair| !pair.is_empty())
         .find_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let (k, v) = match pair.bytes().position(|b| b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, ""),
+            };
             form_decode(k)
                 .eq_ignore_ascii_case(name)
                 .then(|| form_decode(v))
@@ -200,6 +202,9 @@ pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<Cow<'a, str
 /// `application/x-www-form-urlencoded` decoding: `+` is a space, then percent-decoding
 /// ([`percent_decode`]). Borrowed when there is nothing to decode.
 pub fn form_decode(s: &str) -> Cow<'_, str> {
+    if !s.bytes().any(|b| b == b'+' || b == b'%') {
+        return Cow::Borrowed(s);
+    }
     if !s.contains('+') {
         return percent_decode(s);
     }
@@ -284,7 +289,10 @@ fn hex(b: u8) -> Option<u8> {
 
 /// Escapes text for HTML element content and attribute values.
 pub fn html_escape(s: &str) -> Cow<'_, str> {
-    if !s.contains(['<', '>', '&', '"', '\'']) {
+    if !s
+        .bytes()
+        .any(|b| matches!(b, b'<' | b'>' | b'&' | b'"' | b'\''))
+    {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 16);

@@ -115,9 +115,7 @@ where
     let original_host = parts.headers.remove(header::HOST);
     strip(&mut parts.headers, to.also_strip);
     forwarded_headers(&mut parts.headers, conn, original_host);
-    parts
-        .headers
-        .insert(header::HOST, to.upstream.host.clone());
+    parts.headers.insert(header::HOST, to.upstream.host.clone());
     if websocket {
         parts
             .headers

@@ -167,6 +167,8 @@ async fn serve<I>(
         .into_owned();
     let connection = watcher.watch(connection);
     tokio::pin!(connection);
+    let mut watch = IdleWatch::new(&activity);
+    let tick = (idle / IDLE_TICKS_PER_TIMEOUT).max(Duration::from_millis(10));
     loop {
         tokio::select! {
             result = &mut connection => {
@@ -175,8 +177,8 @@ async fn serve<I>(
                 }
                 return;
             }
-            () = tokio::time::sleep_until(activity.idle_deadline(idle)) => {
-                if activity.is_idle(idle) {
+            () = tokio::time::sleep(tick) => {
+                if watch.is_idle(&activity, Instant::now(), idle) {
                     tracing::debug!(%peer, "closing an idle connection");
                     return;
                 }
@@ -185,39 +187,61 @@ async fn serve<I>(
     }
 }
 
-/// When a connection last moved bytes, and how many of its requests are in flight.
-#[derive(Debug)]
+/// How often, per idle timeout, a connection's activity is looked at: an idle connection
+/// closes between one and one and a quarter idle timeouts after it went quiet.
+const IDLE_TICKS_PER_TIMEOUT: u32 = 4;
+
+/// What a connection has done: a count of events (bytes moved, requests ended) and the
+/// requests in flight. Reads and writes only bump the count, on the connection's own task;
+/// the clock is read by [`IdleWatch`] a few times per timeout, not on every read and write.
+#[derive(Debug, Default)]
 struct Activity {
-    start: Instant,
-    last_ms: AtomicU64,
+    events: AtomicU64,
     in_flight: AtomicUsize,
 }
 
 impl Activity {
     fn new() -> Self {
-        Activity {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-        }
+        Activity::default()
     }
 
     fn touch(&self) {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    fn idle_deadline(&self, idle: Duration) -> Instant {
-        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + idle
-    }
-
-    fn is_idle(&self, idle: Duration) -> bool {
-        self.in_flight.load(Ordering::Relaxed) == 0 && Instant::now() >= self.idle_deadline(idle)
+        // Only the connection's own task writes: a load and a store, no atomic
+        // read-modify-write. (A lost bump would only delay closing by a tick.)
+        let n = self.events.load(Ordering::Relaxed);
+        self.events.store(n.wrapping_add(1), Ordering::Relaxed);
     }
 
     fn busy(self: &Arc<Self>) -> Busy {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         Busy(self.clone())
+    }
+}
+
+/// Decides idleness from [`Activity`] snapshots taken at each tick.
+#[derive(Debug)]
+struct IdleWatch {
+    seen: u64,
+    quiet_since: Instant,
+}
+
+impl IdleWatch {
+    fn new(activity: &Activity) -> Self {
+        IdleWatch {
+            seen: activity.events.load(Ordering::Relaxed),
+            quiet_since: Instant::now(),
+        }
+    }
+
+    /// Whether the connection has had no request in flight and no traffic for `idle`.
+    fn is_idle(&mut self, activity: &Activity, now: Instant, idle: Duration) -> bool {
+        let events = activity.events.load(Ordering::Relaxed);
+        if events != self.seen || activity.in_flight.load(Ordering::Relaxed) > 0 {
+            self.seen = events;
+            self.quiet_since = now;
+            return false;
+        }
+        now.duration_since(self.quiet_since) >= idle
     }
 }
 
@@ -231,7 +255,7 @@ impl Drop for Busy {
     }
 }
 
-/// An IO that records when bytes last moved.
+/// An IO that counts when bytes move.
 struct Tracked<I> {
     inner: I,
     activity: Arc<Activity>,
@@ -297,15 +321,31 @@ mod tests {
     async fn a_connection_is_idle_only_without_requests_or_traffic() {
         let a = Arc::new(Activity::new());
         let idle = Duration::from_secs(10);
-        assert!(!a.is_idle(idle));
-        tokio::time::advance(Duration::from_secs(10)).await;
-        assert!(a.is_idle(idle));
+        let mut watch = IdleWatch::new(&a);
+        let tick = idle / IDLE_TICKS_PER_TIMEOUT;
+        let at = |watch: &mut IdleWatch, a: &Activity| watch.is_idle(a, Instant::now(), idle);
+        assert!(!at(&mut watch, &a));
+        tokio::time::advance(idle).await;
+        assert!(at(&mut watch, &a), "quiet for the whole timeout");
+
+        // Traffic restarts the count.
+        a.touch();
+        assert!(!at(&mut watch, &a));
+        tokio::time::advance(idle - tick).await;
+        assert!(!at(&mut watch, &a));
+        tokio::time::advance(tick).await;
+        assert!(at(&mut watch, &a));
+
+        // A slow request in flight is not idleness, however long it takes.
         let busy = a.busy();
-        tokio::time::advance(Duration::from_secs(60)).await;
-        assert!(!a.is_idle(idle), "a slow request in flight is not idleness");
+        tokio::time::advance(idle * 6).await;
+        assert!(
+            !at(&mut watch, &a),
+            "a slow request in flight is not idleness"
+        );
         drop(busy);
-        assert!(!a.is_idle(idle));
-        tokio::time::advance(Duration::from_secs(10)).await;
-        assert!(a.is_idle(idle));
+        assert!(!at(&mut watch, &a), "the request just ended");
+        tokio::time::advance(idle).await;
+        assert!(at(&mut watch, &a));
     }
 }

@@ -47,8 +47,15 @@ pub(crate) async fn current_session<B>(
 /// `AccessPointSession=<id>; Path=/; HttpOnly[; Secure]`.
 pub(crate) fn set_session_cookie(res: &mut Response<Body>, gw: &Gateway, conn: &Conn, id: &str) {
     let name = &gw.settings().qlikview.session_cookie_name;
-    let secure = if conn.secure { "; Secure" } else { "" };
-    if let Ok(v) = HeaderValue::from_str(&format!("{name}={id}; Path=/; HttpOnly{secure}")) {
+    let mut cookie = String::with_capacity(name.len() + id.len() + 32);
+    cookie.push_str(name);
+    cookie.push('=');
+    cookie.push_str(id);
+    cookie.push_str("; Path=/; HttpOnly");
+    if conn.secure {
+        cookie.push_str("; Secure");
+    }
+    if let Ok(v) = HeaderValue::try_from(cookie) {
         res.headers_mut().append(SET_COOKIE, v);
     }
 }

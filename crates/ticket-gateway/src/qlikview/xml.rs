@@ -44,13 +44,14 @@ pub enum XmlError {
     TooDeep,
 }
 
-/// Reads a GetWebTicket document.
+/// Reads a GetWebTicket document. Element names are classified as they open rather than
+/// kept as strings: the reader allocates only for the values it returns.
 pub fn parse(body: &[u8]) -> Result<WebTicketRequest, XmlError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let mut reader = Reader::from_reader(body);
     reader.config_mut().trim_text(false);
     let mut req = WebTicketRequest::default();
-    let mut stack: Vec<String> = Vec::new();
+    let mut open = Open::default();
     let mut text = String::new();
     let mut seen_root = false;
     loop {
@@ -60,22 +61,21 @@ pub fn parse(body: &[u8]) -> Result<WebTicketRequest, XmlError> {
         match event {
             Event::DocType(_) => return Err(XmlError::Doctype),
             Event::Start(e) => {
-                open(&e, &mut stack, &mut req, &mut seen_root)?;
+                start(&e, &mut open, &mut req, &mut seen_root)?;
                 text.clear();
             }
             Event::Empty(e) => {
-                open(&e, &mut stack, &mut req, &mut seen_root)?;
+                start(&e, &mut open, &mut req, &mut seen_root)?;
                 text.clear();
-                close(&mut stack, &mut req, &text);
+                end(&mut open, &mut req, &text);
             }
             Event::End(_) => {
-                close(&mut stack, &mut req, &text);
+                end(&mut open, &mut req, &text);
                 text.clear();
             }
             Event::Text(t) => {
-                let raw = String::from_utf8_lossy(&t);
-                if stack.is_empty() {
-                    if !raw.trim().is_empty() {
+                if open.depth == 0 {
+                    if !String::from_utf8_lossy(&t).trim().is_empty() {
                         return Err(XmlError::Malformed("text outside the root element".into()));
                     }
                 } else {
@@ -83,7 +83,7 @@ pub fn parse(body: &[u8]) -> Result<WebTicketRequest, XmlError> {
                         Ok(s) => text.push_str(&s),
                         // Callers that format the document as a string do not escape `&`:
                         // keep their text as written rather than refuse it.
-                        Err(_) => text.push_str(&raw),
+                        Err(_) => text.push_str(&String::from_utf8_lossy(&t)),
                     }
                 }
             }
@@ -92,10 +92,10 @@ pub fn parse(body: &[u8]) -> Result<WebTicketRequest, XmlError> {
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
         }
     }
-    if !stack.is_empty() {
+    if open.depth > 0 {
         return Err(XmlError::Malformed(format!(
             "unclosed element <{}>",
-            stack.join("/")
+            open.path
         )));
     }
     if !seen_root {
@@ -104,22 +104,71 @@ pub fn parse(body: &[u8]) -> Result<WebTicketRequest, XmlError> {
     Ok(req)
 }
 
-fn open(
+/// The elements a GetWebTicket document gives meaning to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Element {
+    UserId,
+    GroupList,
+    String,
+    GroupsIsNames,
+    #[default]
+    Other,
+}
+
+impl Element {
+    fn of(name: &[u8]) -> Element {
+        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+        if is("UserId") {
+            Element::UserId
+        } else if is("GroupList") {
+            Element::GroupList
+        } else if is("string") {
+            Element::String
+        } else if is("GroupsIsNames") || is("GroupIsNames") {
+            Element::GroupsIsNames
+        } else {
+            Element::Other
+        }
+    }
+}
+
+/// The open elements, innermost last: what each is, and their names joined by `/` (only
+/// an error message ever reads them).
+#[derive(Debug, Default)]
+struct Open {
+    kinds: [Element; MAX_DEPTH],
+    /// Where each element's name starts in `path` (before its `/`).
+    marks: [usize; MAX_DEPTH],
+    depth: usize,
+    path: String,
+}
+
+impl Open {
+    fn parent(&self) -> Option<Element> {
+        self.depth
+            .checked_sub(2)
+            .and_then(|i| self.kinds.get(i).copied())
+    }
+}
+
+fn start(
     e: &BytesStart<'_>,
-    stack: &mut Vec<String>,
+    open: &mut Open,
     req: &mut WebTicketRequest,
     seen_root: &mut bool,
 ) -> Result<(), XmlError> {
-    if stack.len() >= MAX_DEPTH {
+    if open.depth >= MAX_DEPTH {
         return Err(XmlError::TooDeep);
     }
-    let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-    if stack.is_empty() {
+    let raw = e.local_name();
+    let name = String::from_utf8_lossy(raw.as_ref());
+    let kind = Element::of(raw.as_ref());
+    if open.depth == 0 {
         if *seen_root {
             return Err(XmlError::Malformed("more than one root element".into()));
         }
         *seen_root = true;
-        req.root = name.clone();
+        req.root = name.clone().into_owned();
         for attr in e.attributes() {
             let attr = attr.map_err(|e| XmlError::Malformed(e.to_string()))?;
             if attr
@@ -128,36 +177,40 @@ fn open(
                 .as_ref()
                 .eq_ignore_ascii_case(b"method")
             {
-                let value = attr
-                    .unescape_value()
-                    .map(|v| v.into_owned())
-                    .unwrap_or_else(|_| String::from_utf8_lossy(&attr.value).into_owned());
-                req.method = Some(value.trim().to_owned());
+                let value = match attr.unescape_value() {
+                    Ok(v) => v.trim().to_owned(),
+                    Err(_) => String::from_utf8_lossy(&attr.value).trim().to_owned(),
+                };
+                req.method = Some(value);
             }
         }
-    } else if stack.len() == 1 && name.eq_ignore_ascii_case("GroupList") {
+    } else if open.depth == 1 && kind == Element::GroupList {
         req.groups.get_or_insert_with(Vec::new);
     }
-    stack.push(name);
+    open.marks[open.depth] = open.path.len();
+    if open.depth > 0 {
+        open.path.push('/');
+    }
+    open.path.push_str(&name);
+    open.kinds[open.depth] = kind;
+    open.depth += 1;
     Ok(())
 }
 
-fn close(stack: &mut Vec<String>, req: &mut WebTicketRequest, text: &str) {
-    let Some(name) = stack.pop() else { return };
+fn end(open: &mut Open, req: &mut WebTicketRequest, text: &str) {
+    let Some(top) = open.depth.checked_sub(1) else {
+        return;
+    };
+    let (kind, parent) = (open.kinds[top], open.parent());
+    open.path.truncate(open.marks[top]);
+    open.depth = top;
     let value = text.trim();
-    match stack.len() {
-        1 if name.eq_ignore_ascii_case("UserId") => req.user_id = Some(value.to_owned()),
-        1 if name.eq_ignore_ascii_case("GroupsIsNames")
-            || name.eq_ignore_ascii_case("GroupIsNames") =>
-        {
+    match (open.depth, kind) {
+        (1, Element::UserId) => req.user_id = Some(value.to_owned()),
+        (1, Element::GroupsIsNames) => {
             req.groups_is_names = Some(!value.eq_ignore_ascii_case("false"));
         }
-        2 if !value.is_empty()
-            && name.eq_ignore_ascii_case("string")
-            && stack
-                .last()
-                .is_some_and(|p| p.eq_ignore_ascii_case("GroupList")) =>
-        {
+        (2, Element::String) if !value.is_empty() && parent == Some(Element::GroupList) => {
             req.groups
                 .get_or_insert_with(Vec::new)
                 .push(value.to_owned());

@@ -220,13 +220,18 @@ pub(crate) fn cookie_name<'v>(vp: &'v VirtualProxy, conn: &Conn) -> &'v str {
 
 /// `<name>[-HTTP]=<id>; Path=/; HttpOnly[; Secure]`.
 fn set_session_cookie(res: &mut Response<Body>, vp: &VirtualProxy, conn: &Conn, id: &str) {
-    let secure = if conn.secure { "; Secure" } else { "" };
-    let cookie = format!(
-        "{}={id}; Path=/; HttpOnly{secure}{}",
-        cookie_name(vp, conn),
-        vp.session_cookie_attributes
-    );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
+    let name = cookie_name(vp, conn);
+    let attributes = &vp.session_cookie_attributes;
+    let mut cookie = String::with_capacity(name.len() + id.len() + attributes.len() + 32);
+    cookie.push_str(name);
+    cookie.push('=');
+    cookie.push_str(id);
+    cookie.push_str("; Path=/; HttpOnly");
+    if conn.secure {
+        cookie.push_str("; Secure");
+    }
+    cookie.push_str(attributes);
+    if let Ok(v) = HeaderValue::try_from(cookie) {
         res.headers_mut().append(SET_COOKIE, v);
     }
 }
