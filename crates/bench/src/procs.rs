@@ -233,10 +233,11 @@ impl Launcher {
     }
 
     /// Starts a private, non-persistent `redis-server` on a free port and waits for PONG.
+    /// It runs on the load generator's CPUs, like the upstream: what the gateway depends on
+    /// stands beside the client, and the servers' CPUs hold the server under test alone.
     pub fn redis(&self) -> Result<(Proc, u16), String> {
         let port = free_port()?;
-        let child = self
-            .command(Path::new("redis-server"))
+        let child = Launcher::pinned(Path::new("redis-server"), self.loadgen_cpus.as_deref())
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())

@@ -31,7 +31,8 @@ pub struct Row {
     pub p99_us: f64,
     /// CPU µs per HTTP request of the server under test.
     pub cpu_us: Option<f64>,
-    /// CPU µs per HTTP request of the upstream behind it (`proxied`).
+    /// CPU µs per HTTP request of what the server under test depends on, beside the load
+    /// generator: its upstream (`proxied`), its redis-server (the Redis store).
     pub upstream_cpu_us: Option<f64>,
     /// The load generator's CPU, % of one core.
     pub client_cpu_pct: Option<f64>,
@@ -127,7 +128,7 @@ pub fn table(rows: &[Row]) -> String {
         "p50 µs/op",
         "p99 µs/op",
         "CPU µs/req",
-        "up µs/req",
+        "deps µs/req",
         "req/s ×",
         "CPU ×",
         "client %",
@@ -153,7 +154,8 @@ pub fn table(rows: &[Row]) -> String {
     out.push_str(
         "req/s, CPU µs/req and the × ratios count every HTTP request (a two-step login is two);\n\
          ops/s and p50/p99 are per operation (one login for the two-step flows).\n\
-         CPU µs/req: the server under test only (proxied: the gateway; its upstream is up µs/req).\n\
+         CPU µs/req: the server under test only, on its own CPU; what it depends on (the upstream\n\
+         of proxied, the redis-server of the Redis store) runs beside the client: deps µs/req.\n\
          client %: the load generator's own process, in % of one core.\n",
     );
     out
@@ -161,7 +163,7 @@ pub fn table(rows: &[Row]) -> String {
 
 /// The CSV header: the table's columns.
 const CSV_HEADER: &str = "workload,store,reference,requests_per_s,ops_per_s,p50_us_per_op,\
-p99_us_per_op,cpu_us_per_request,upstream_cpu_us_per_request,rps_ratio,cpu_ratio,client_cpu_pct\n";
+p99_us_per_op,cpu_us_per_request,deps_cpu_us_per_request,rps_ratio,cpu_ratio,client_cpu_pct\n";
 
 /// Writes the rows as CSV.
 pub fn write_csv(rows: &[Row], path: &Path) -> std::io::Result<()> {

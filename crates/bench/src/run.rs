@@ -115,8 +115,10 @@ const SUITE: &[(Workload, Workload)] = &[
 /// A gateway under test and what its probes found.
 struct Subject {
     gateway: Gateway,
-    /// Extra processes whose CPU counts as the gateway's (a private redis-server).
-    also: Vec<u32>,
+    /// What the gateway depends on besides its upstream (a private redis-server): it runs
+    /// beside the load generator, like the upstream, and its CPU is reported with the
+    /// upstream's, not the gateway's.
+    deps: Vec<u32>,
     store: &'static str,
     targets: Targets,
     /// Workloads this gateway cannot run, with why.
@@ -235,7 +237,7 @@ impl Bench<'_> {
     /// With a Redis store: on `BENCH_REDIS_URL`, else on a private redis-server. Adds a
     /// Redis-over-memory row for every workload measured on both.
     async fn redis_suite(&mut self, workloads: &[Workload]) -> Result<(), String> {
-        let (_redis, url, also) = match &self.opts.redis_url {
+        let (_redis, url, deps) = match &self.opts.redis_url {
             Some(url) => (None, url.clone(), Vec::new()),
             None => {
                 let (proc, port) = self.launcher.redis()?;
@@ -243,7 +245,7 @@ impl Bench<'_> {
                 (Some(proc), format!("redis://127.0.0.1:{port}"), vec![pid])
             }
         };
-        let Some(subject) = self.start("gateway-redis", Some(url), also).await? else {
+        let Some(subject) = self.start("gateway-redis", Some(url), deps).await? else {
             return Ok(());
         };
         self.suite(&subject, workloads).await;
@@ -273,7 +275,7 @@ impl Bench<'_> {
         &mut self,
         name: &str,
         redis_url: Option<String>,
-        also: Vec<u32>,
+        deps: Vec<u32>,
     ) -> Result<Option<Subject>, String> {
         let redis = redis_url.is_some();
         let mut config = GatewayConfig {
@@ -318,7 +320,7 @@ impl Bench<'_> {
         };
         Ok(Some(Subject {
             gateway,
-            also,
+            deps,
             store,
             targets,
             skipped,
@@ -375,15 +377,11 @@ impl Bench<'_> {
                 Workload::Hello => (vec![self.hello_pid], vec![]),
                 Workload::Direct => (vec![self.upstream_pid], vec![]),
                 Workload::Proxied => {
-                    let mut pids = vec![s.gateway.proc.pid];
-                    pids.extend(&s.also);
-                    (pids, vec![self.upstream_pid])
+                    let mut deps = vec![self.upstream_pid];
+                    deps.extend(&s.deps);
+                    (vec![s.gateway.proc.pid], deps)
                 }
-                _ => {
-                    let mut pids = vec![s.gateway.proc.pid];
-                    pids.extend(&s.also);
-                    (pids, vec![])
-                }
+                _ => (vec![s.gateway.proc.pid], s.deps.clone()),
             }
         };
         let ((pa, ua), (pb, ub)) = (pids(a), pids(b));

@@ -149,36 +149,47 @@ struct Keys {
 }
 
 impl Keys {
+    /// The prefix followed by `parts`, in one allocation (keys are built on every call).
+    fn join(&self, parts: &[&str]) -> String {
+        let len = self.prefix.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+        let mut key = String::with_capacity(len);
+        key.push_str(&self.prefix);
+        for part in parts {
+            key.push_str(part);
+        }
+        key
+    }
+
     fn ticket(&self, id: &str) -> String {
-        format!("{}ticket:{id}", self.prefix)
+        self.join(&["ticket:", id])
     }
 
     fn target(&self, id: &str) -> String {
-        format!("{}target:{id}", self.prefix)
+        self.join(&["target:", id])
     }
 
     /// `P session:<realm>:`: a session's key is this followed by its id.
     fn session_base(&self, realm: &str) -> String {
-        format!("{}session:{}:", self.prefix, escape(realm))
+        self.join(&["session:", &escape(realm), ":"])
     }
 
     /// `P user:<realm>:`: a user's index is this followed by the user key.
     fn user_base(&self, realm: &str) -> String {
-        format!("{}user:{}:", self.prefix, escape(realm))
+        self.join(&["user:", &escape(realm), ":"])
     }
 
     fn realm(&self, realm: &str) -> String {
-        format!("{}realm:{}", self.prefix, escape(realm))
+        self.join(&["realm:", &escape(realm)])
     }
 
     fn seq(&self) -> String {
-        format!("{}seq", self.prefix)
+        self.join(&["seq"])
     }
 }
 
 /// Percent-escapes `%` and `:` so a realm is one unambiguous key segment.
 fn escape(segment: &str) -> std::borrow::Cow<'_, str> {
-    if segment.contains(['%', ':']) {
+    if segment.bytes().any(|b| b == b'%' || b == b':') {
         segment.replace('%', "%25").replace(':', "%3A").into()
     } else {
         segment.into()
@@ -581,11 +592,8 @@ impl Store for RedisStore {
             None => (0, false),
         };
         let mut conn = self.conn.clone();
-        let mut call = self
-            .scripts
-            .insert_session
-            .key(format!("{base}{}", session.id));
-        call.key(format!("{}{user_key}", self.keys.user_base(realm)))
+        let mut call = self.scripts.insert_session.key([&base, session.id.as_str()].concat());
+        call.key([self.keys.user_base(realm).as_str(), &user_key].concat())
             .key(self.keys.realm(realm))
             .key(self.keys.seq())
             .arg(value)
@@ -614,7 +622,7 @@ impl Store for RedisStore {
         let mut call = self
             .scripts
             .touch_session
-            .key(format!("{}{id}", self.keys.session_base(realm)));
+            .key([self.keys.session_base(realm).as_str(), id].concat());
         call.key(self.keys.realm(realm))
             .arg(self.keys.user_base(realm));
         let raw: Option<String> = self
@@ -628,7 +636,7 @@ impl Store for RedisStore {
     async fn session(&self, realm: &str, id: &str) -> Result<Option<Session>, StoreError> {
         let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("GET");
-        cmd.arg(format!("{}{id}", self.keys.session_base(realm)));
+        cmd.arg([self.keys.session_base(realm).as_str(), id].concat());
         let raw: Option<String> = self
             .bounded("session", async move { cmd.query_async(&mut conn).await })
             .await?;

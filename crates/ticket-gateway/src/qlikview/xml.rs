@@ -51,7 +51,10 @@ pub fn parse(body: &[u8]) -> Result<WebTicketRequest, XmlError> {
     let mut reader = Reader::from_reader(body);
     reader.config_mut().trim_text(false);
     let mut req = WebTicketRequest::default();
-    let mut open = Open::default();
+    let mut open = Open {
+        path: String::with_capacity(64),
+        ..Open::default()
+    };
     let mut text = String::new();
     let mut seen_root = false;
     loop {
@@ -161,7 +164,10 @@ fn start(
         return Err(XmlError::TooDeep);
     }
     let raw = e.local_name();
-    let name = String::from_utf8_lossy(raw.as_ref());
+    let name = match std::str::from_utf8(raw.as_ref()) {
+        Ok(name) => std::borrow::Cow::Borrowed(name),
+        Err(_) => String::from_utf8_lossy(raw.as_ref()),
+    };
     let kind = Element::of(raw.as_ref());
     if open.depth == 0 {
         if *seen_root {
