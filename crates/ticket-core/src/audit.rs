@@ -60,25 +60,80 @@ pub fn user_of(identity: &Identity) -> (&'static str, &str, &str) {
     }
 }
 
-/// A ticket expired unredeemed.
+/// The virtual proxy a realm belongs to, as the gateway's events and metrics label it:
+/// `qps/<prefix>` → `<prefix>`; the QlikView realm (and anything else) → `""`.
+pub fn vp_of(realm: &str) -> &str {
+    realm.strip_prefix("qps/").unwrap_or("")
+}
+
+/// A ticket expired unredeemed: the audit event, and one on
+/// `ticket_gateway_tickets_expired_total{dialect, vp}`.
 pub fn ticket_expired(id: &str, ticket: &Ticket) {
     let (dialect, dir, user) = user_of(&ticket.identity);
-    metrics::counter!("ticket_gateway_tickets_expired_total", "dialect" => dialect).increment(1);
-    tracing::info!(target: "audit", event = "ticket_expired", dialect, realm = %ticket.realm,
-        user_directory = dir, user_id = user, ticket = %fingerprint(id), outcome = "expired");
+    let mut tally = ExpiredTickets::default();
+    tally.record(fingerprint(id), dialect, &ticket.realm, dir, user);
+    tally.flush();
+}
+
+/// Expiry events for many tickets, with the counter bumped once per `(dialect, vp)` in
+/// [`flush`](ExpiredTickets::flush) rather than once per ticket (a counter with labels is
+/// a registry lookup). The purge records a whole sweep, then flushes.
+#[derive(Debug, Default)]
+pub(crate) struct ExpiredTickets {
+    counts: Vec<(&'static str, String, u64)>,
+}
+
+impl ExpiredTickets {
+    /// Emits the `ticket_expired` event and counts it.
+    pub(crate) fn record(
+        &mut self,
+        ticket: Fingerprint,
+        dialect: &'static str,
+        realm: &str,
+        user_directory: &str,
+        user_id: &str,
+    ) {
+        let vp = vp_of(realm);
+        tracing::info!(target: "audit", event = "ticket_expired", dialect, vp, realm,
+            user_directory, user_id, ticket = ticket.as_str(), outcome = "expired");
+        match self
+            .counts
+            .iter_mut()
+            .find(|(d, v, _)| *d == dialect && v == vp)
+        {
+            Some((_, _, n)) => *n += 1,
+            // Realms are few (one per virtual proxy), so the list stays short.
+            None => self.counts.push((dialect, vp.to_owned(), 1)),
+        }
+    }
+
+    /// Adds the counts to the metric and starts again from zero.
+    pub(crate) fn flush(&mut self) {
+        for (dialect, vp, n) in self.counts.drain(..) {
+            metrics::counter!("ticket_gateway_tickets_expired_total", "dialect" => dialect, "vp" => vp)
+                .increment(n);
+        }
+    }
 }
 
 /// A session ended after its inactivity timeout.
 pub fn session_timed_out(session: &Session) {
     let (dialect, dir, user) = user_of(&session.identity);
-    tracing::info!(target: "audit", event = "session_ended", dialect, realm = %session.realm,
-        user_directory = dir, user_id = user, session = %fingerprint(&session.id),
-        outcome = "ok", reason = "inactivity timeout");
+    tracing::info!(target: "audit", event = "session_ended", dialect, vp = vp_of(&session.realm),
+        realm = %session.realm, user_directory = dir, user_id = user,
+        session = %fingerprint(&session.id), outcome = "ok", reason = "inactivity timeout");
 }
 
 #[cfg(test)]
 mod tests {
-    use super::fingerprint;
+    use super::{fingerprint, vp_of};
+
+    #[test]
+    fn realms_name_their_virtual_proxy() {
+        assert_eq!(vp_of("qps/ext"), "ext");
+        assert_eq!(vp_of("qps/"), "");
+        assert_eq!(vp_of("qlikview"), "");
+    }
 
     #[test]
     fn fingerprints_are_eight_hex_digits_stable_within_a_process() {

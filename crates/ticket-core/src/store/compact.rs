@@ -5,10 +5,25 @@
 //!   stored as they are; a 40-digit uppercase hex web ticket is packed into 20 bytes;
 //!   anything else (never issued by the gateway, only presented) is reduced to a keyed
 //!   128-bit hash, which an attacker cannot steer into a collision.
-//! - [`encode`]/[`decode`]: a [`Ticket`] as one length-prefixed byte string, one allocation
-//!   instead of one per field.
+//! - [`encode_after`]/[`decode`]: a [`Ticket`] as one byte string, one allocation instead of
+//!   one per field. The layout is a header, then the text of every string field back to
+//!   back:
+//!
+//!   ```text
+//!   tag: u8            bit 0: QlikView identity; bit 1: groups_is_names; bit 2: target_uri
+//!   n: varint          attribute pairs (QPS) or groups (QlikView)
+//!   text: varint       the length of the text at the end
+//!   len: varint, ...   the length of each string, in field order
+//!   text               the strings, concatenated
+//!   ```
+//!
+//!   Lengths are LEB128 varints, one byte each for anything under 128 bytes, so the header
+//!   costs a few bytes rather than four per string; and the text is checked as UTF-8 in one
+//!   pass on decode, not once per field.
+//! - [`peek`]: the fields an expiry audit names, borrowed from the encoded form without
+//!   decoding (allocating) the whole ticket.
 
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::OnceLock;
 
 use crate::model::{Identity, Ticket};
@@ -18,8 +33,20 @@ const HASHED: u8 = 0xFF;
 const INLINE_MAX: usize = 22;
 
 /// A ticket id as a fixed-size map key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TicketKey([u8; 24]);
+
+/// Three words into the hasher: cheaper than a byte slice with its length prefix, and the
+/// key is fixed-size, so nothing is lost.
+impl Hash for TicketKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for word in self.0.chunks_exact(8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            state.write_u64(u64::from_le_bytes(w));
+        }
+    }
+}
 
 impl TicketKey {
     pub(crate) fn new(id: &str) -> TicketKey {
@@ -47,12 +74,20 @@ impl TicketKey {
         TicketKey(key)
     }
 
-    /// The id back, where the key holds it whole (for audit fingerprints).
-    pub(crate) fn id(&self) -> Option<String> {
+    /// The id back, written into `buf`, where the key holds it whole (for audit
+    /// fingerprints); no allocation.
+    pub(crate) fn id<'a>(&'a self, buf: &'a mut [u8; 40]) -> Option<&'a str> {
         match self.0[0] {
-            PACKED_HEX => Some(self.0[1..21].iter().map(|b| format!("{b:02X}")).collect()),
+            PACKED_HEX => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                for (i, b) in self.0[1..21].iter().enumerate() {
+                    buf[2 * i] = HEX[usize::from(b >> 4)];
+                    buf[2 * i + 1] = HEX[usize::from(b & 0x0f)];
+                }
+                std::str::from_utf8(&buf[..]).ok()
+            }
             HASHED => None,
-            len => String::from_utf8(self.0[1..1 + usize::from(len)].to_vec()).ok(),
+            len => std::str::from_utf8(self.0.get(1..1 + usize::from(len))?).ok(),
         }
     }
 }
@@ -64,153 +99,275 @@ fn nibble(hex: u8) -> u8 {
     }
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
+const TAG_QLIKVIEW: u8 = 1;
+const TAG_GROUPS_ARE_NAMES: u8 = 2;
+const TAG_TARGET: u8 = 4;
+
+fn varint_len(mut v: usize) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
 }
 
-/// A ticket as one byte string.
-#[cfg(test)]
-pub(crate) fn encode(t: &Ticket) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(encoded_len(t));
-    encode_into(&mut out, t);
-    out.into_boxed_slice()
+fn put_varint(out: &mut Vec<u8>, mut v: usize) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }
 
-/// The exact length [`encode_into`] appends, so the caller allocates once.
-pub(crate) fn encoded_len(t: &Ticket) -> usize {
-    let s = |s: &str| 4 + s.len();
-    let identity = match &t.identity {
-        Identity::Qps {
-            user_directory,
-            user_id,
-            attributes,
-        } => {
-            1 + s(user_directory)
-                + s(user_id)
-                + 4
-                + attributes.iter().map(|(k, v)| s(k) + s(v)).sum::<usize>()
-        }
-        Identity::QlikView {
-            user_id, groups, ..
-        } => 1 + s(user_id) + 1 + 4 + groups.iter().map(|g| s(g)).sum::<usize>(),
-    };
-    s(&t.realm) + identity + 1 + t.target_uri.as_deref().map_or(0, s)
-}
-
-/// Appends a ticket as one byte string.
-pub(crate) fn encode_into(out: &mut Vec<u8>, t: &Ticket) {
-    put_str(out, &t.realm);
+/// Calls `f` with every string field of `t`, in encoding order.
+fn each_string<'a>(t: &'a Ticket, mut f: impl FnMut(&'a str)) {
+    f(&t.realm);
     match &t.identity {
         Identity::Qps {
             user_directory,
             user_id,
             attributes,
         } => {
-            out.push(0);
-            put_str(out, user_directory);
-            put_str(out, user_id);
-            out.extend_from_slice(&(attributes.len() as u32).to_le_bytes());
+            f(user_directory);
+            f(user_id);
             for (k, v) in attributes {
-                put_str(out, k);
-                put_str(out, v);
+                f(k);
+                f(v);
             }
         }
         Identity::QlikView {
-            user_id,
-            groups,
-            groups_is_names,
+            user_id, groups, ..
         } => {
-            out.push(1);
-            put_str(out, user_id);
-            out.push(u8::from(*groups_is_names));
-            out.extend_from_slice(&(groups.len() as u32).to_le_bytes());
+            f(user_id);
             for g in groups {
-                put_str(out, g);
+                f(g);
             }
         }
     }
-    match &t.target_uri {
-        Some(u) => {
-            out.push(1);
-            put_str(out, u);
-        }
-        None => out.push(0),
+    if let Some(u) = &t.target_uri {
+        f(u);
     }
+}
+
+fn tag_and_count(t: &Ticket) -> (u8, usize) {
+    let target = if t.target_uri.is_some() {
+        TAG_TARGET
+    } else {
+        0
+    };
+    match &t.identity {
+        Identity::Qps { attributes, .. } => (target, attributes.len()),
+        Identity::QlikView {
+            groups,
+            groups_is_names,
+            ..
+        } => {
+            let names = if *groups_is_names {
+                TAG_GROUPS_ARE_NAMES
+            } else {
+                0
+            };
+            (TAG_QLIKVIEW | names | target, groups.len())
+        }
+    }
+}
+
+/// A ticket as one byte string.
+#[cfg(test)]
+pub(crate) fn encode(t: &Ticket) -> Box<[u8]> {
+    encode_after(&[], t)
+}
+
+/// `prefix`, then `t` encoded, in one allocation of the exact size.
+pub(crate) fn encode_after(prefix: &[u8], t: &Ticket) -> Box<[u8]> {
+    let (tag, n) = tag_and_count(t);
+    let (mut text, mut lengths) = (0, 0);
+    each_string(t, |s| {
+        text += s.len();
+        lengths += varint_len(s.len());
+    });
+    let len = prefix.len() + 1 + varint_len(n) + varint_len(text) + lengths + text;
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(prefix);
+    out.push(tag);
+    put_varint(&mut out, n);
+    put_varint(&mut out, text);
+    each_string(t, |s| put_varint(&mut out, s.len()));
+    each_string(t, |s| out.extend_from_slice(s.as_bytes()));
+    debug_assert_eq!(out.len(), len);
+    out.into_boxed_slice()
 }
 
 struct Reader<'a>(&'a [u8]);
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn byte(&mut self) -> Option<u8> {
         let (b, rest) = self.0.split_first()?;
         self.0 = rest;
         Some(*b)
     }
 
-    fn u32(&mut self) -> Option<usize> {
-        let (n, rest) = self.0.split_first_chunk::<4>()?;
-        self.0 = rest;
-        usize::try_from(u32::from_le_bytes(*n)).ok()
-    }
-
-    fn string(&mut self) -> Option<String> {
-        let len = self.u32()?;
-        let (s, rest) = self.0.split_at_checked(len)?;
-        self.0 = rest;
-        String::from_utf8(s.to_vec()).ok()
+    fn varint(&mut self) -> Option<usize> {
+        let first = self.byte()?;
+        if first < 0x80 {
+            return Some(usize::from(first));
+        }
+        let mut v = usize::from(first & 0x7f);
+        let mut shift = 7;
+        while shift < usize::BITS {
+            let b = self.byte()?;
+            v |= usize::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+            shift += 7;
+        }
+        None
     }
 }
 
-/// The ticket [`encode`] wrote; `None` for bytes it did not write.
-pub(crate) fn decode(bytes: &[u8]) -> Option<Ticket> {
+/// The string fields of an encoded ticket, one after another.
+struct Fields<'a> {
+    lengths: Reader<'a>,
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Fields<'a> {
+    fn next(&mut self) -> Option<&'a str> {
+        let end = self.at.checked_add(self.lengths.varint()?)?;
+        let s = self.text.get(self.at..end)?;
+        self.at = end;
+        Some(s)
+    }
+
+    fn string(&mut self) -> Option<String> {
+        self.next().map(str::to_owned)
+    }
+
+    /// Whether every length was read and the text used up exactly.
+    fn done(&self) -> bool {
+        self.lengths.0.is_empty() && self.at == self.text.len()
+    }
+}
+
+/// The header of an encoded ticket: `(tag, n, fields)`, with the text already checked to
+/// be UTF-8.
+fn open(bytes: &[u8]) -> Option<(u8, usize, Fields<'_>)> {
     let mut r = Reader(bytes);
-    let realm = r.string()?;
-    let identity = match r.byte()? {
-        0 => {
-            let user_directory = r.string()?;
-            let user_id = r.string()?;
-            let n = r.u32()?;
-            let mut attributes = Vec::with_capacity(n.min(1024));
-            for _ in 0..n {
-                attributes.push((r.string()?, r.string()?));
-            }
-            Identity::Qps {
-                user_directory,
-                user_id,
-                attributes,
-            }
-        }
-        1 => {
-            let user_id = r.string()?;
-            let groups_is_names = r.byte()? != 0;
-            let n = r.u32()?;
-            let mut groups = Vec::with_capacity(n.min(1024));
-            for _ in 0..n {
-                groups.push(r.string()?);
-            }
-            Identity::QlikView {
-                user_id,
-                groups,
-                groups_is_names,
-            }
-        }
-        _ => return None,
+    let tag = r.byte()?;
+    if tag & !(TAG_QLIKVIEW | TAG_GROUPS_ARE_NAMES | TAG_TARGET) != 0 {
+        return None;
+    }
+    let n = r.varint()?;
+    let text_len = r.varint()?;
+    let (lengths, text) = r.0.split_at_checked(r.0.len().checked_sub(text_len)?)?;
+    let (per_item, fixed) = if tag & TAG_QLIKVIEW != 0 {
+        (1, 2)
+    } else {
+        (2, 3)
     };
-    let target_uri = match r.byte()? {
-        0 => None,
-        _ => Some(r.string()?),
+    let count = n
+        .checked_mul(per_item)?
+        .checked_add(fixed + usize::from(tag & TAG_TARGET != 0))?;
+    // Each length takes at least one byte: a count beyond them is garbage, and is refused
+    // before anything is allocated for it.
+    if count > lengths.len() {
+        return None;
+    }
+    let text = std::str::from_utf8(text).ok()?;
+    Some((
+        tag,
+        n,
+        Fields {
+            lengths: Reader(lengths),
+            text,
+            at: 0,
+        },
+    ))
+}
+
+/// The ticket [`encode_after`] wrote; `None` for bytes it did not write.
+pub(crate) fn decode(bytes: &[u8]) -> Option<Ticket> {
+    let (tag, n, mut f) = open(bytes)?;
+    let realm = f.string()?;
+    let identity = if tag & TAG_QLIKVIEW == 0 {
+        let user_directory = f.string()?;
+        let user_id = f.string()?;
+        let mut attributes = Vec::with_capacity(n);
+        for _ in 0..n {
+            attributes.push((f.string()?, f.string()?));
+        }
+        Identity::Qps {
+            user_directory,
+            user_id,
+            attributes,
+        }
+    } else {
+        let user_id = f.string()?;
+        let mut groups = Vec::with_capacity(n);
+        for _ in 0..n {
+            groups.push(f.string()?);
+        }
+        Identity::QlikView {
+            user_id,
+            groups,
+            groups_is_names: tag & TAG_GROUPS_ARE_NAMES != 0,
+        }
     };
-    Some(Ticket {
+    let target_uri = if tag & TAG_TARGET != 0 {
+        Some(f.string()?)
+    } else {
+        None
+    };
+    f.done().then_some(Ticket {
         realm,
         identity,
         target_uri,
     })
 }
 
+/// What an expiry audit event names of a ticket, borrowed from its encoded form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TicketView<'a> {
+    /// `"qps"` or `"qlikview"`, as [`crate::audit::user_of`] names the dialect.
+    pub(crate) dialect: &'static str,
+    pub(crate) realm: &'a str,
+    /// Empty for QlikView.
+    pub(crate) user_directory: &'a str,
+    pub(crate) user_id: &'a str,
+}
+
+/// The audit fields of an encoded ticket, without allocating; `None` for bytes
+/// [`encode_after`] did not write.
+pub(crate) fn peek(bytes: &[u8]) -> Option<TicketView<'_>> {
+    let (tag, _, mut f) = open(bytes)?;
+    let realm = f.next()?;
+    Some(if tag & TAG_QLIKVIEW == 0 {
+        TicketView {
+            dialect: "qps",
+            realm,
+            user_directory: f.next()?,
+            user_id: f.next()?,
+        }
+    } else {
+        TicketView {
+            dialect: "qlikview",
+            realm,
+            user_directory: "",
+            user_id: f.next()?,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key_id(key: &TicketKey) -> Option<String> {
+        key.id(&mut [0u8; 40]).map(str::to_owned)
+    }
 
     #[test]
     fn keys_keep_ids_apart_and_give_them_back() {
@@ -221,6 +378,7 @@ mod tests {
             "a-rather-long-caller-chosen-ticket-id",
             "",
             "t1",
+            "exactly-22-bytes-long!",
         ];
         let keys: Vec<TicketKey> = ids.iter().map(|i| TicketKey::new(i)).collect();
         for (i, a) in keys.iter().enumerate() {
@@ -228,15 +386,17 @@ mod tests {
                 assert_eq!(i == j, a == b, "{} vs {}", ids[i], ids[j]);
             }
         }
-        assert_eq!(keys[0].id().as_deref(), Some(ids[0]));
-        assert_eq!(keys[1].id().as_deref(), Some(ids[1]));
-        assert_eq!(keys[3].id(), None);
+        assert_eq!(key_id(&keys[0]).as_deref(), Some(ids[0]));
+        assert_eq!(key_id(&keys[1]).as_deref(), Some(ids[1]));
+        assert_eq!(key_id(&keys[2]), None, "lowercase hex is hashed");
+        assert_eq!(key_id(&keys[3]), None);
+        assert_eq!(key_id(&keys[4]).as_deref(), Some(""));
+        assert_eq!(key_id(&keys[6]).as_deref(), Some(ids[6]));
         assert_eq!(TicketKey::new(ids[3]), TicketKey::new(ids[3]));
     }
 
-    #[test]
-    fn tickets_round_trip() {
-        for t in [
+    fn samples() -> Vec<Ticket> {
+        vec![
             Ticket {
                 realm: "qps/ext".into(),
                 identity: Identity::Qps {
@@ -258,10 +418,100 @@ mod tests {
                 },
                 target_uri: None,
             },
-        ] {
-            assert_eq!(encode(&t).len(), encoded_len(&t));
-            assert_eq!(decode(&encode(&t)), Some(t));
+            Ticket {
+                realm: "qlikview".into(),
+                identity: Identity::QlikView {
+                    user_id: String::new(),
+                    groups: Vec::new(),
+                    groups_is_names: true,
+                },
+                target_uri: Some(String::new()),
+            },
+            Ticket {
+                realm: "qps/".into(),
+                identity: Identity::Qps {
+                    user_directory: "D".repeat(300),
+                    user_id: "ü".repeat(100),
+                    attributes: (0..200).map(|i| (format!("k{i}"), "v".repeat(i))).collect(),
+                },
+                target_uri: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn tickets_round_trip() {
+        for t in samples() {
+            let bytes = encode(&t);
+            assert_eq!(decode(&bytes), Some(t));
         }
+    }
+
+    #[test]
+    fn foreign_bytes_decode_to_none() {
+        assert_eq!(decode(b""), None);
         assert_eq!(decode(b"\xff\xff"), None);
+        // A well-formed one, to vary below: realm "a", directory "b", user "c".
+        assert!(decode(b"\x00\x00\x03\x01\x01\x01abc").is_some());
+        // A huge count with nothing behind it allocates nothing and fails.
+        assert_eq!(decode(b"\x00\xff\xff\xff\xff\x0f\x00"), None);
+        // Lengths that do not add up to the text.
+        assert_eq!(decode(b"\x00\x00\x03\x01\x01\x02abc"), None);
+        assert_eq!(decode(b"\x00\x00\x03\x01\x01\x00abc"), None);
+        // A length too many.
+        assert_eq!(decode(b"\x00\x00\x03\x01\x01\x01\x00abc"), None);
+        // Text that is not UTF-8.
+        assert_eq!(decode(b"\x00\x00\x03\x01\x01\x01\xff\xfe\xfd"), None);
+        // A length that cuts a character in two: "ä" is two bytes.
+        assert_eq!(decode("\x00\x00\x04\x01\x01\x02äab".as_bytes()), None);
+        for t in samples() {
+            let bytes = encode(&t);
+            for cut in 0..bytes.len() {
+                assert_eq!(decode(&bytes[..cut]), None, "cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn peek_names_the_user_without_decoding() {
+        let samples = samples();
+        let (qps, qv) = (&samples[0], &samples[1]);
+        assert_eq!(
+            peek(&encode(qps)),
+            Some(TicketView {
+                dialect: "qps",
+                realm: "qps/ext",
+                user_directory: "ACME",
+                user_id: "jdoe ä",
+            })
+        );
+        assert_eq!(
+            peek(&encode(qv)),
+            Some(TicketView {
+                dialect: "qlikview",
+                realm: "qlikview",
+                user_directory: "",
+                user_id: "ACME\\jdoe",
+            })
+        );
+        assert_eq!(peek(b"\x07"), None);
+    }
+
+    #[test]
+    fn the_encoding_is_small() {
+        let t = Ticket {
+            realm: "qps/ext".into(),
+            identity: Identity::Qps {
+                user_directory: "ACME".into(),
+                user_id: "jdoe".into(),
+                attributes: vec![("Group".into(), "Sales".into())],
+            },
+            target_uri: None,
+        };
+        let text = "qps/ext".len() + "ACMEjdoeGroupSales".len();
+        // Tag, count, text length, and one byte per string.
+        assert_eq!(encode(&t).len(), text + 3 + 5);
+        assert_eq!(&encode_after(b"pre", &t)[..3], b"pre");
+        assert_eq!(decode(&encode_after(b"pre", &t)[3..]), Some(t));
     }
 }
