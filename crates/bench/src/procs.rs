@@ -12,7 +12,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -66,6 +65,18 @@ pub struct Gateway {
     pub api: SocketAddr,
     /// The `store=` the start-up line names.
     pub store: String,
+    /// Where its log goes.
+    pub log: PathBuf,
+}
+
+impl Gateway {
+    /// Empties the log file, so a full run's logging does not pile up on disk. The gateway
+    /// appends, so it carries on at the new end.
+    pub fn clear_log(&self) {
+        if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&self.log) {
+            let _ = f.set_len(0);
+        }
+    }
 }
 
 /// What goes into a gateway's temporary configuration.
@@ -173,46 +184,46 @@ impl Launcher {
     /// (`ticket-gateway listening frontend=… api=…`), which names the ephemeral ports. Its
     /// log keeps being read and dropped so a full pipe never stalls it.
     pub fn gateway(&self, config: &Path) -> Result<Gateway, String> {
-        let mut child = self
+        // The log goes to a file beside the configuration, as a deployed gateway's does:
+        // a pipe would need a reader, and that reader would run on the load generator's
+        // CPU. The file is emptied before every measured window (see `Gateway::clear_log`).
+        let log = config.with_extension("log");
+        // Appending, so that after the file is emptied the next batch lands at its start.
+        let file = std::fs::File::create(&log)
+            .and_then(|_| std::fs::OpenOptions::new().append(true).open(&log))
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        let child = self
             .command(&self.gateway)
             .arg("--config")
             .arg(config)
             .env("RUST_LOG", &self.rust_log)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(file)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.gateway.display()))?;
-        let stderr = child.stderr.take().ok_or("no stderr")?;
-        let proc = Proc {
+        let mut proc = Proc {
             pid: child.id(),
             child,
         };
-        let (tx, rx) = mpsc::channel();
-        // This thread runs in the load generator's process, on its CPU: past the start-up
-        // line it copies the log to nowhere in large reads, without looking at lines.
-        std::thread::spawn(move || {
-            let mut seen = Vec::new();
-            let mut reader = BufReader::with_capacity(64 * 1024, stderr);
-            let mut line = String::new();
-            loop {
-                line.clear();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                if line.contains("ticket-gateway listening") {
-                    let _ = tx.send(Ok(line.trim_end().to_owned()));
-                    let _ = std::io::copy(&mut reader, &mut std::io::sink());
-                    return;
-                }
-                seen.push(line.trim_end().to_owned());
+        let deadline = Instant::now() + START_TIMEOUT;
+        let line = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(line) = text
+                .lines()
+                .find(|l| l.contains("ticket-gateway listening"))
+            {
+                break line.to_owned();
             }
-            let _ = tx.send(Err(seen.join("\n")));
-        });
-        let line = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(Ok(line)) => line,
-            Ok(Err(log)) => return Err(format!("the gateway stopped before listening:\n{log}")),
-            Err(_) => return Err("the gateway did not say where it listens".into()),
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                return Err(format!(
+                    "the gateway stopped before listening ({status}):\n{text}"
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err("the gateway did not say where it listens".into());
+            }
+            // The gateway writes its log in batches every few milliseconds.
+            std::thread::sleep(Duration::from_millis(10));
         };
         let field = |name: &str| {
             line.split_whitespace()
@@ -229,6 +240,7 @@ impl Launcher {
             api: addr("api=")?,
             store: field("store=").unwrap_or_default(),
             proc,
+            log,
         })
     }
 

@@ -386,10 +386,12 @@ impl Bench<'_> {
         };
         let ((pa, ua), (pb, ub)) = (pids(a), pids(b));
         let n = c.connections;
+        s.gateway.clear_log();
         measure(a, targets, n, warmup, &pa, &ua).await?;
         measure(b, targets, n, warmup, &pb, &ub).await?;
         let (mut sa, mut sb) = (Vec::new(), Vec::new());
         for rep in 1..=self.opts.reps {
+            s.gateway.clear_log();
             let x = measure(a, targets, n, seconds, &pa, &ua).await?;
             let y = measure(b, targets, n, seconds, &pb, &ub).await?;
             eprintln!(

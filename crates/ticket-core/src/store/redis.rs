@@ -592,7 +592,10 @@ impl Store for RedisStore {
             None => (0, false),
         };
         let mut conn = self.conn.clone();
-        let mut call = self.scripts.insert_session.key([&base, session.id.as_str()].concat());
+        let mut call = self
+            .scripts
+            .insert_session
+            .key([&base, session.id.as_str()].concat());
         call.key([self.keys.user_base(realm).as_str(), &user_key].concat())
             .key(self.keys.realm(realm))
             .key(self.keys.seq())
