@@ -67,7 +67,10 @@ pub async fn run(listeners: Listeners, gateway: Gateway, shutdown: impl Future<O
     }
     http1
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        // The header deadline is kept by each connection's watch (see `serve`), which
+        // looks a few times per timeout; hyper's own would arm and drop a timer for every
+        // request.
+        .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes)
         // One write per response: some clients read only the first chunk they receive.
         .writev(false)
@@ -137,7 +140,8 @@ pub async fn run(listeners: Listeners, gateway: Gateway, shutdown: impl Future<O
     }
 }
 
-/// Serves one connection until it ends, is idle too long, or shutdown drains it.
+/// Serves one connection until it ends, is idle too long, takes too long to send a request
+/// head, or shutdown drains it.
 async fn serve<I>(
     builder: &auto::Builder<TokioExecutor>,
     watcher: Watcher,
@@ -147,7 +151,7 @@ async fn serve<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let idle = gateway.settings().limits.idle_timeout;
+    let limits = Deadlines::from(&gateway.settings().limits);
     let peer = conn.peer;
     let activity = Arc::new(Activity::new());
     let io = Tracked {
@@ -168,7 +172,6 @@ async fn serve<I>(
     let connection = watcher.watch(connection);
     tokio::pin!(connection);
     let mut watch = IdleWatch::new(&activity);
-    let tick = (idle / IDLE_TICKS_PER_TIMEOUT).max(Duration::from_millis(10));
     loop {
         tokio::select! {
             result = &mut connection => {
@@ -177,27 +180,70 @@ async fn serve<I>(
                 }
                 return;
             }
-            () = tokio::time::sleep(tick) => {
-                if watch.is_idle(&activity, Instant::now(), idle) {
-                    tracing::debug!(%peer, "closing an idle connection");
-                    return;
+            () = tokio::time::sleep(limits.tick()) => {
+                match watch.check(&activity, Instant::now(), limits) {
+                    Verdict::Open => {}
+                    Verdict::Idle => {
+                        tracing::debug!(%peer, "closing an idle connection");
+                        return;
+                    }
+                    Verdict::SlowHead => {
+                        tracing::debug!(%peer, "closing a connection that sent no request head in time");
+                        return;
+                    }
                 }
             }
         }
     }
 }
 
-/// How often, per idle timeout, a connection's activity is looked at: an idle connection
-/// closes between one and one and a quarter idle timeouts after it went quiet.
-const IDLE_TICKS_PER_TIMEOUT: u32 = 4;
+/// How often, per timeout, a connection's activity is looked at: a connection is closed
+/// between one and one and a quarter timeouts after it went quiet.
+const TICKS_PER_TIMEOUT: u32 = 4;
 
-/// What a connection has done: a count of events (bytes moved, requests ended) and the
-/// requests in flight. Reads and writes only bump the count, on the connection's own task;
-/// the clock is read by [`IdleWatch`] a few times per timeout, not on every read and write.
+/// The two limits a connection's watch keeps.
+#[derive(Debug, Clone, Copy)]
+struct Deadlines {
+    /// No request in flight and no bytes moving this long: idle.
+    idle: Duration,
+    /// No request in flight and nothing written this long: the client has had that long
+    /// since the last response (or since it connected) to send a whole request head, as
+    /// hyper's own header timeout counts it. Trickling header bytes (slowloris) does not
+    /// restart it; a response still streaming out does.
+    head: Duration,
+}
+
+impl From<&crate::config::Limits> for Deadlines {
+    fn from(limits: &crate::config::Limits) -> Self {
+        Deadlines {
+            idle: limits.idle_timeout,
+            head: limits.header_read_timeout,
+        }
+    }
+}
+
+impl Deadlines {
+    fn tick(self) -> Duration {
+        (self.idle.min(self.head) / TICKS_PER_TIMEOUT).max(Duration::from_millis(10))
+    }
+}
+
+/// What a connection has done: counts of events (any bytes moving, requests ending) and of
+/// writes, and the requests in flight. Reads and writes only bump counts, on the
+/// connection's own task; the clock is read by [`IdleWatch`] a few times per timeout, not
+/// on every read and write.
 #[derive(Debug, Default)]
 struct Activity {
     events: AtomicU64,
+    writes: AtomicU64,
     in_flight: AtomicUsize,
+}
+
+/// Only the connection's own task bumps a count: a load and a store, no atomic
+/// read-modify-write. (A lost bump would only delay closing by a tick.)
+fn bump(count: &AtomicU64) {
+    let n = count.load(Ordering::Relaxed);
+    count.store(n.wrapping_add(1), Ordering::Relaxed);
 }
 
 impl Activity {
@@ -206,10 +252,12 @@ impl Activity {
     }
 
     fn touch(&self) {
-        // Only the connection's own task writes: a load and a store, no atomic
-        // read-modify-write. (A lost bump would only delay closing by a tick.)
-        let n = self.events.load(Ordering::Relaxed);
-        self.events.store(n.wrapping_add(1), Ordering::Relaxed);
+        bump(&self.events);
+    }
+
+    fn wrote(&self) {
+        bump(&self.events);
+        bump(&self.writes);
     }
 
     fn busy(self: &Arc<Self>) -> Busy {
@@ -218,30 +266,48 @@ impl Activity {
     }
 }
 
-/// Decides idleness from [`Activity`] snapshots taken at each tick.
+/// What a look at a connection decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Open,
+    Idle,
+    SlowHead,
+}
+
+/// Decides from [`Activity`] snapshots taken at each tick.
 #[derive(Debug)]
 struct IdleWatch {
-    seen: u64,
-    quiet_since: Instant,
+    events: (u64, Instant),
+    writes: (u64, Instant),
 }
 
 impl IdleWatch {
     fn new(activity: &Activity) -> Self {
+        let now = Instant::now();
         IdleWatch {
-            seen: activity.events.load(Ordering::Relaxed),
-            quiet_since: Instant::now(),
+            events: (activity.events.load(Ordering::Relaxed), now),
+            writes: (activity.writes.load(Ordering::Relaxed), now),
         }
     }
 
-    /// Whether the connection has had no request in flight and no traffic for `idle`.
-    fn is_idle(&mut self, activity: &Activity, now: Instant, idle: Duration) -> bool {
-        let events = activity.events.load(Ordering::Relaxed);
-        if events != self.seen || activity.in_flight.load(Ordering::Relaxed) > 0 {
-            self.seen = events;
-            self.quiet_since = now;
-            return false;
+    fn check(&mut self, activity: &Activity, now: Instant, limits: Deadlines) -> Verdict {
+        let busy = activity.in_flight.load(Ordering::Relaxed) > 0;
+        let quiet_for = |seen: &mut (u64, Instant), count: &AtomicU64| {
+            let n = count.load(Ordering::Relaxed);
+            if busy || n != seen.0 {
+                *seen = (n, now);
+            }
+            now.duration_since(seen.1)
+        };
+        let idle = quiet_for(&mut self.events, &activity.events);
+        let unanswered = quiet_for(&mut self.writes, &activity.writes);
+        if idle >= limits.idle {
+            Verdict::Idle
+        } else if unanswered >= limits.head {
+            Verdict::SlowHead
+        } else {
+            Verdict::Open
         }
-        now.duration_since(self.quiet_since) >= idle
     }
 }
 
@@ -283,7 +349,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(result, Poll::Ready(Ok(_))) {
-            self.activity.touch();
+            self.activity.wrote();
         }
         result
     }
@@ -295,7 +361,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(result, Poll::Ready(Ok(_))) {
-            self.activity.touch();
+            self.activity.wrote();
         }
         result
     }
@@ -317,35 +383,72 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
 mod tests {
     use super::*;
 
+    const LIMITS: Deadlines = Deadlines {
+        idle: Duration::from_secs(10),
+        head: Duration::from_secs(30),
+    };
+
+    fn at(watch: &mut IdleWatch, a: &Activity) -> Verdict {
+        watch.check(a, Instant::now(), LIMITS)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_connection_is_idle_only_without_requests_or_traffic() {
         let a = Arc::new(Activity::new());
-        let idle = Duration::from_secs(10);
+        let (idle, tick) = (LIMITS.idle, LIMITS.tick());
         let mut watch = IdleWatch::new(&a);
-        let tick = idle / IDLE_TICKS_PER_TIMEOUT;
-        let at = |watch: &mut IdleWatch, a: &Activity| watch.is_idle(a, Instant::now(), idle);
-        assert!(!at(&mut watch, &a));
+        assert_eq!(at(&mut watch, &a), Verdict::Open);
         tokio::time::advance(idle).await;
-        assert!(at(&mut watch, &a), "quiet for the whole timeout");
+        assert_eq!(
+            at(&mut watch, &a),
+            Verdict::Idle,
+            "quiet for the whole timeout"
+        );
 
         // Traffic restarts the count.
         a.touch();
-        assert!(!at(&mut watch, &a));
+        assert_eq!(at(&mut watch, &a), Verdict::Open);
         tokio::time::advance(idle - tick).await;
-        assert!(!at(&mut watch, &a));
+        assert_eq!(at(&mut watch, &a), Verdict::Open);
         tokio::time::advance(tick).await;
-        assert!(at(&mut watch, &a));
+        assert_eq!(at(&mut watch, &a), Verdict::Idle);
 
         // A slow request in flight is not idleness, however long it takes.
         let busy = a.busy();
         tokio::time::advance(idle * 6).await;
-        assert!(
-            !at(&mut watch, &a),
-            "a slow request in flight is not idleness"
+        assert_eq!(
+            at(&mut watch, &a),
+            Verdict::Open,
+            "a slow request in flight"
         );
         drop(busy);
-        assert!(!at(&mut watch, &a), "the request just ended");
+        assert_eq!(at(&mut watch, &a), Verdict::Open, "the request just ended");
         tokio::time::advance(idle).await;
-        assert!(at(&mut watch, &a));
+        assert_eq!(at(&mut watch, &a), Verdict::Idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_head_must_follow_the_last_response_in_time() {
+        let a = Arc::new(Activity::new());
+        let mut watch = IdleWatch::new(&a);
+        let step = LIMITS.idle / 2;
+        // A client trickling header bytes is never idle, but writes nothing back.
+        let mut waited = Duration::ZERO;
+        while waited < LIMITS.head {
+            a.touch();
+            assert_eq!(at(&mut watch, &a), Verdict::Open, "after {waited:?}");
+            tokio::time::advance(step).await;
+            waited += step;
+        }
+        a.touch();
+        assert_eq!(at(&mut watch, &a), Verdict::SlowHead);
+
+        // A response streaming out keeps the clock from running, request over or not.
+        let mut watch = IdleWatch::new(&a);
+        for _ in 0..10 {
+            a.wrote();
+            tokio::time::advance(step).await;
+            assert_eq!(at(&mut watch, &a), Verdict::Open);
+        }
     }
 }

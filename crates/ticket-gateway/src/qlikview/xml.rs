@@ -52,7 +52,7 @@ pub fn parse(body: &[u8]) -> Result<WebTicketRequest, XmlError> {
     reader.config_mut().trim_text(false);
     let mut req = WebTicketRequest::default();
     let mut open = Open {
-        path: String::with_capacity(64),
+        path: Vec::with_capacity(64),
         ..Open::default()
     };
     let mut text = String::new();
@@ -98,7 +98,7 @@ pub fn parse(body: &[u8]) -> Result<WebTicketRequest, XmlError> {
     if open.depth > 0 {
         return Err(XmlError::Malformed(format!(
             "unclosed element <{}>",
-            open.path
+            String::from_utf8_lossy(&open.path)
         )));
     }
     if !seen_root {
@@ -121,29 +121,26 @@ enum Element {
 impl Element {
     fn of(name: &[u8]) -> Element {
         let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
-        if is("UserId") {
-            Element::UserId
-        } else if is("GroupList") {
-            Element::GroupList
-        } else if is("string") {
-            Element::String
-        } else if is("GroupsIsNames") || is("GroupIsNames") {
-            Element::GroupsIsNames
-        } else {
-            Element::Other
+        match name.len() {
+            6 if is("UserId") => Element::UserId,
+            6 if is("string") => Element::String,
+            9 if is("GroupList") => Element::GroupList,
+            12 if is("GroupIsNames") => Element::GroupsIsNames,
+            13 if is("GroupsIsNames") => Element::GroupsIsNames,
+            _ => Element::Other,
         }
     }
 }
 
 /// The open elements, innermost last: what each is, and their names joined by `/` (only
-/// an error message ever reads them).
+/// an error message ever reads them, so they stay bytes until then).
 #[derive(Debug, Default)]
 struct Open {
     kinds: [Element; MAX_DEPTH],
     /// Where each element's name starts in `path` (before its `/`).
     marks: [usize; MAX_DEPTH],
     depth: usize,
-    path: String,
+    path: Vec<u8>,
 }
 
 impl Open {
@@ -163,18 +160,15 @@ fn start(
     if open.depth >= MAX_DEPTH {
         return Err(XmlError::TooDeep);
     }
-    let raw = e.local_name();
-    let name = match std::str::from_utf8(raw.as_ref()) {
-        Ok(name) => std::borrow::Cow::Borrowed(name),
-        Err(_) => String::from_utf8_lossy(raw.as_ref()),
-    };
-    let kind = Element::of(raw.as_ref());
+    let name = e.local_name();
+    let name = name.as_ref();
+    let kind = Element::of(name);
     if open.depth == 0 {
         if *seen_root {
             return Err(XmlError::Malformed("more than one root element".into()));
         }
         *seen_root = true;
-        req.root = name.clone().into_owned();
+        req.root = String::from_utf8_lossy(name).into_owned();
         for attr in e.attributes() {
             let attr = attr.map_err(|e| XmlError::Malformed(e.to_string()))?;
             if attr
@@ -195,9 +189,9 @@ fn start(
     }
     open.marks[open.depth] = open.path.len();
     if open.depth > 0 {
-        open.path.push('/');
+        open.path.push(b'/');
     }
-    open.path.push_str(&name);
+    open.path.extend_from_slice(name);
     open.kinds[open.depth] = kind;
     open.depth += 1;
     Ok(())
