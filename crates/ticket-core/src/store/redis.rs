@@ -429,10 +429,12 @@ impl RedisStore {
     pub async fn connect(cfg: RedisConfig) -> Result<RedisStore, StoreError> {
         let client = redis::Client::open(cfg.url.as_str()).map_err(backend)?;
         // No back-off retries: a request waiting on a reconnect would wait out the
-        // back-off. One attempt per failure, and the next request tries again.
+        // back-off. One attempt per failure, and the next request tries again. Responses
+        // get no timeout of the client's own: every operation is already bounded by
+        // `op_timeout` (see `bounded`), and a second timer per command costs as much as
+        // the command.
         let manager = ConnectionManagerConfig::new()
             .set_connection_timeout(cfg.op_timeout)
-            .set_response_timeout(cfg.op_timeout)
             .set_number_of_retries(0);
         let conn = bounded(
             "connect",
