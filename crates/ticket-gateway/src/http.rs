@@ -225,6 +225,26 @@ pub fn query_without(query: Option<&str>, name: &str) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join("&"))
 }
 
+/// `<name>=<value>; Path=/; HttpOnly[; Secure]<attributes>` as a `Set-Cookie` value, built
+/// in one allocation (a login sets one). `None` if it would not be a valid header value.
+pub fn session_cookie(
+    name: &str,
+    value: &str,
+    secure: bool,
+    attributes: &str,
+) -> Option<HeaderValue> {
+    let mut cookie = String::with_capacity(name.len() + value.len() + attributes.len() + 32);
+    cookie.push_str(name);
+    cookie.push('=');
+    cookie.push_str(value);
+    cookie.push_str("; Path=/; HttpOnly");
+    if secure {
+        cookie.push_str("; Secure");
+    }
+    cookie.push_str(attributes);
+    HeaderValue::try_from(cookie).ok()
+}
+
 /// Cookie values named `name` (exact, case-sensitive as browsers send them), in order.
 pub fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     headers

@@ -47,15 +47,7 @@ pub(crate) async fn current_session<B>(
 /// `AccessPointSession=<id>; Path=/; HttpOnly[; Secure]`.
 pub(crate) fn set_session_cookie(res: &mut Response<Body>, gw: &Gateway, conn: &Conn, id: &str) {
     let name = &gw.settings().qlikview.session_cookie_name;
-    let mut cookie = String::with_capacity(name.len() + id.len() + 32);
-    cookie.push_str(name);
-    cookie.push('=');
-    cookie.push_str(id);
-    cookie.push_str("; Path=/; HttpOnly");
-    if conn.secure {
-        cookie.push_str("; Secure");
-    }
-    if let Ok(v) = HeaderValue::try_from(cookie) {
+    if let Some(v) = crate::http::session_cookie(name, id, conn.secure, "") {
         res.headers_mut().append(SET_COOKIE, v);
     }
 }

@@ -20,7 +20,8 @@ use crate::audit;
 use crate::config::VirtualProxy;
 use crate::gateway::{Conn, Gateway};
 use crate::http::{
-    cookies, found, percent_encode_lower, query_param, query_without, respond, Body, BoxError, HTML,
+    cookies, found, percent_encode_lower, query_param, query_without, respond, session_cookie,
+    Body, BoxError, HTML,
 };
 use crate::identity_page;
 use crate::proxy::{self, Forward};
@@ -221,17 +222,7 @@ pub(crate) fn cookie_name<'v>(vp: &'v VirtualProxy, conn: &Conn) -> &'v str {
 /// `<name>[-HTTP]=<id>; Path=/; HttpOnly[; Secure]`.
 fn set_session_cookie(res: &mut Response<Body>, vp: &VirtualProxy, conn: &Conn, id: &str) {
     let name = cookie_name(vp, conn);
-    let attributes = &vp.session_cookie_attributes;
-    let mut cookie = String::with_capacity(name.len() + id.len() + attributes.len() + 32);
-    cookie.push_str(name);
-    cookie.push('=');
-    cookie.push_str(id);
-    cookie.push_str("; Path=/; HttpOnly");
-    if conn.secure {
-        cookie.push_str("; Secure");
-    }
-    cookie.push_str(attributes);
-    if let Ok(v) = HeaderValue::try_from(cookie) {
+    if let Some(v) = session_cookie(name, id, conn.secure, &vp.session_cookie_attributes) {
         res.headers_mut().append(SET_COOKIE, v);
     }
 }
