@@ -8,7 +8,8 @@ use ticket_gateway::qps::wire::{SessionRequest, TicketRequest};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(v) = json::parse(data) {
-        let again = json::parse(v.to_json().as_bytes()).expect("written JSON reads back");
+        let written = v.to_json();
+        let again = json::parse(written.as_bytes()).expect("written JSON reads back");
         assert_eq!(again, v);
         let _ = TicketRequest::from_json(&v);
         let _ = SessionRequest::from_json(&v);
