@@ -87,20 +87,17 @@ impl Visit for Fields<'_> {
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.key(field);
-        self.out
-            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        crate::logline::integer(self.out, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.key(field);
-        self.out
-            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        crate::logline::integer(self.out, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.key(field);
-        self.out
-            .extend_from_slice(if value { b"true" } else { b"false" });
+        crate::logline::boolean(self.out, value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {

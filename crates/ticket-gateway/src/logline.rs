@@ -75,21 +75,28 @@ impl Visit for Fields<'_> {
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.key(field);
-        self.out
-            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        crate::logline::integer(self.out, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.key(field);
-        self.out
-            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        crate::logline::integer(self.out, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.key(field);
-        self.out
-            .extend_from_slice(if value { b"true" } else { b"false" });
+        crate::logline::boolean(self.out, value);
     }
+}
+
+/// An integer value, as both formats write it.
+pub(crate) fn integer(out: &mut Vec<u8>, value: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+/// A boolean value, as both formats write it.
+pub(crate) fn boolean(out: &mut Vec<u8>, value: bool) {
+    out.extend_from_slice(if value { b"true" } else { b"false" });
 }
 
 /// ` message` bare, or ` key=value`, quoted if need be.
