@@ -54,7 +54,7 @@ struct Maps {
     tickets: Sharded<(TicketKey, TicketBlob)>,
     targets: Sharded<TargetEntry>,
     /// Keyed by `(session.realm, session.id)`, which the entry itself holds.
-    sessions: Sharded<SessionEntry>,
+    sessions: Sharded<SessionSlot>,
     /// `(realm, user key)` → the user's sessions, oldest first, each named by its creation
     /// sequence and the hash it is stored under in `sessions`. Whatever removes a session
     /// also removes it here (at once, or right after releasing the `sessions` shard), so
@@ -73,6 +73,8 @@ struct Maps {
 
 #[derive(Debug)]
 struct UserEntry {
+    /// The hash it is stored under, kept so that growing the table never reads the key.
+    hash: u64,
     /// The realm followed by the user key, in one allocation.
     key: Box<str>,
     realm_len: usize,
@@ -117,6 +119,38 @@ struct SessionEntry {
 impl SessionEntry {
     fn is(&self, realm: &str, id: &str) -> bool {
         self.session.id == id && self.session.realm == realm
+    }
+}
+
+/// A slot of the sessions table: the entry's hash and the entry itself, boxed.
+///
+/// A login storm grows this table by doubling. With the entry (some 180 bytes) inline,
+/// each doubling moved every session into a fresh table several times the size of the
+/// sessions themselves, rehashing each from its heap strings; a slot of a hash and a
+/// pointer moves 16 bytes and rehashes from the hash it carries.
+#[derive(Debug)]
+struct SessionSlot {
+    hash: u64,
+    entry: Box<SessionEntry>,
+}
+
+impl SessionSlot {
+    fn into_session(self) -> Session {
+        self.entry.session
+    }
+}
+
+impl std::ops::Deref for SessionSlot {
+    type Target = SessionEntry;
+
+    fn deref(&self) -> &SessionEntry {
+        &self.entry
+    }
+}
+
+impl std::ops::DerefMut for SessionSlot {
+    fn deref_mut(&mut self) -> &mut SessionEntry {
+        &mut self.entry
     }
 }
 
@@ -525,7 +559,7 @@ impl Maps {
         limit: Option<SessionLimit>,
         now: Instant,
         evicted: &mut Vec<Session>,
-        replaced: &mut Option<SessionEntry>,
+        replaced: &mut Option<SessionSlot>,
     ) -> Result<(), StoreError> {
         let (realm, id) = (session.realm.as_str(), session.id.as_str());
         let hash = self.session_hash(realm, id);
@@ -550,22 +584,25 @@ impl Maps {
                 }
                 for (seq, h) in entry.sessions.drain(..excess) {
                     if let Ok(old) = self.sessions.shard(h).find_entry(h, |e| e.seq == seq) {
-                        evicted.push(old.remove().0.session);
+                        evicted.push(old.remove().0.into_session());
                     }
                 }
             }
         }
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let value = SessionEntry {
-            session: session.clone(),
-            idle,
-            expires: deadline(now, idle),
-            seq,
-            user,
+        let value = SessionSlot {
+            hash,
+            entry: Box::new(SessionEntry {
+                session: session.clone(),
+                idle,
+                expires: deadline(now, idle),
+                seq,
+                user,
+            }),
         };
         {
             let mut sessions = self.sessions.shard(hash);
-            let rehash = |e: &SessionEntry| self.session_hash(&e.session.realm, &e.session.id);
+            let rehash = |e: &SessionSlot| e.hash;
             match sessions.entry(hash, |e| e.is(realm, id), rehash) {
                 Entry::Occupied(mut old) => {
                     if old.get().expires > now {
@@ -707,7 +744,7 @@ impl Store for MemoryStore {
         let mut evicted = Vec::new();
         let mut replaced = None;
         let mut users = maps.users.shard(user);
-        let rehash = |u: &UserEntry| maps.users.hash_pair(u.realm(), u.user_key());
+        let rehash = |u: &UserEntry| u.hash;
         let result = match users.entry(user, |u| u.is(realm, user_key), rehash) {
             Entry::Occupied(mut entry) => {
                 let r = maps.admit(
@@ -728,6 +765,7 @@ impl Store for MemoryStore {
             }
             Entry::Vacant(slot) => {
                 let mut entry = UserEntry {
+                    hash: user,
                     key,
                     realm_len,
                     sessions: SmallVec::new(),
@@ -796,7 +834,7 @@ impl Store for MemoryStore {
         };
         maps.unindex(removed.user, removed.seq);
         if removed.expires > now {
-            Ok(Some(removed.session))
+            Ok(Some(removed.into_session()))
         } else {
             crate::audit::session_timed_out(&removed.session);
             Ok(None)
@@ -869,8 +907,8 @@ impl Store for MemoryStore {
                     .ok()
                     .map(|e| e.remove().0);
                 match gone {
-                    Some(e) if e.expires > now => removed.push(e.session),
-                    Some(e) => timed_out.push(e.session),
+                    Some(e) if e.expires > now => removed.push(e.into_session()),
+                    Some(e) => timed_out.push(e.into_session()),
                     None => {}
                 }
             }
