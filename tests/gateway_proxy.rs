@@ -72,6 +72,10 @@ async fn the_back_end_sees_the_gateway_identity_and_not_the_ticket() {
         "qlikTicket removed, the rest kept"
     );
     assert_eq!(
+        echo["target"], "/ext/hub/stream?a=1&b=2",
+        "origin form, as to an origin server"
+    );
+    assert_eq!(
         echoed(&echo, "x-qlik-user"),
         ["UserDirectory=ACME; UserId=j%20doe"]
     );

@@ -135,6 +135,7 @@ async fn handle(mut req: Request<Incoming>) -> Result<Response<Body>, Infallible
             let echo = serde_json::json!({
                 "method": req.method().as_str(),
                 "path": req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+                "target": req.uri().to_string(),
                 "headers": headers,
             });
             let mut res = full(StatusCode::OK, echo.to_string());

@@ -169,14 +169,40 @@ where
     Ok(first.unwrap_or_else(|| rest.freeze()))
 }
 
+/// `s` split at every `sep`, as `str::split` does, by a plain byte scan: paths, queries
+/// and cookies are short, and the general pattern searcher costs more to set up for each
+/// piece than such a piece takes to scan. `sep` must be ASCII.
+pub fn split_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    debug_assert!(sep.is_ascii());
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match r.bytes().position(|b| b == sep) {
+            Some(i) => {
+                rest = r.get(i + 1..);
+                r.get(..i)
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
+/// `s` split at its first `sep`, as `str::split_once` does, by a plain byte scan. `sep`
+/// must be ASCII.
+pub fn split_once_ascii(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|b| b == sep)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
 /// Query parameters as `(name, value)`, percent-decoded, `+` read as a space.
 pub fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
-    query
-        .unwrap_or("")
-        .split('&')
+    split_ascii(query.unwrap_or(""), b'&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let (name, value) = split_once_ascii(pair, b'=').unwrap_or((pair, ""));
             (form_decode(name), form_decode(value))
         })
 }
@@ -185,14 +211,10 @@ pub fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (Cow<'_, str>, C
 /// parameter's value is decoded: the Xrfkey check and ticket redemption run this on every
 /// request.
 pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<Cow<'a, str>> {
-    query?
-        .split('&')
+    split_ascii(query?, b'&')
         .filter(|pair| !pair.is_empty())
         .find_map(|pair| {
-            let (k, v) = match pair.bytes().position(|b| b == b'=') {
-                Some(i) => (&pair[..i], &pair[i + 1..]),
-                None => (pair, ""),
-            };
+            let (k, v) = split_once_ascii(pair, b'=').unwrap_or((pair, ""));
             form_decode(k)
                 .eq_ignore_ascii_case(name)
                 .then(|| form_decode(v))
@@ -214,11 +236,9 @@ pub fn form_decode(s: &str) -> Cow<'_, str> {
 /// The query without any parameter named `name` (any casing), other parameters kept byte
 /// for byte. `None` when nothing is left.
 pub fn query_without(query: Option<&str>, name: &str) -> Option<String> {
-    let kept: Vec<&str> = query
-        .unwrap_or("")
-        .split('&')
+    let kept: Vec<&str> = split_ascii(query.unwrap_or(""), b'&')
         .filter(|part| {
-            let key = part.split('=').next().unwrap_or("");
+            let key = split_ascii(part, b'=').next().unwrap_or("");
             !part.is_empty() && !percent_decode(key).eq_ignore_ascii_case(name)
         })
         .collect();
@@ -251,9 +271,9 @@ pub fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item 
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
+        .flat_map(|v| split_ascii(v, b';'))
         .filter_map(move |pair| {
-            let (k, v) = pair.split_once('=')?;
+            let (k, v) = split_once_ascii(pair, b'=')?;
             (k.trim() == name).then(|| v.trim().trim_matches('"'))
         })
 }
@@ -263,16 +283,27 @@ pub fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item 
 /// `proxyRestUri` as a string.
 pub fn percent_encode_lower(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
-            out.push(char::from(b));
-        } else {
+    push_percent_encoded_lower(&mut out, s);
+    out
+}
+
+/// [`percent_encode_lower`] appended to `out`: runs that need no escape (most user names,
+/// whole) are copied at once.
+pub fn push_percent_encoded_lower(out: &mut String, s: &str) {
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    let mut rest = s;
+    // Unreserved bytes are ASCII, so `i` is where a character starts.
+    while let Some(i) = rest.bytes().position(|b| !unreserved(b)) {
+        out.push_str(&rest[..i]);
+        let len = rest[i..].chars().next().map_or(1, char::len_utf8);
+        for &b in &rest.as_bytes()[i..i + len] {
             out.push('%');
             out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
             out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
         }
+        rest = &rest[i + len..];
     }
-    out
+    out.push_str(rest);
 }
 
 /// Percent-decodes `s` (`+` is left alone); invalid escapes stay as they are, invalid UTF-8
@@ -342,6 +373,23 @@ mod tests {
     }
 
     #[test]
+    fn percent_encoding_escapes_every_byte_of_a_character() {
+        for s in ["", "plain", "j doe/ä", "ä", "€x", "a😀b", "-_.~ +%"] {
+            let slow: String = s
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                        char::from(b).to_string()
+                    } else {
+                        format!("%{b:02x}")
+                    }
+                })
+                .collect();
+            assert_eq!(percent_encode_lower(s), slow, "{s}");
+        }
+    }
+
+    #[test]
     fn percent_decoding_survives_bad_escapes() {
         assert_eq!(percent_decode("a%2Fb%2fc"), "a/b/c");
         assert_eq!(percent_decode("100%"), "100%");
@@ -368,6 +416,20 @@ mod tests {
             query_param(Some("x%72fkey=A+B"), "XRFKEY").as_deref(),
             Some("A B")
         );
+    }
+
+    #[test]
+    fn ascii_splits_match_the_standard_ones() {
+        for s in [
+            "", "a", "/", "//", "/a/b/", "a&b&&c", "é/ü//x", "=", "a=b=c",
+        ] {
+            for sep in [b'/', b'&', b'='] {
+                let ours: Vec<&str> = split_ascii(s, sep).collect();
+                let std: Vec<&str> = s.split(char::from(sep)).collect();
+                assert_eq!(ours, std, "{s:?} at {sep}");
+                assert_eq!(split_once_ascii(s, sep), s.split_once(char::from(sep)));
+            }
+        }
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub mod server;
 pub mod sockets;
 pub mod telemetry;
 pub mod tls;
+pub mod upstream;
 
 pub use config::Settings;
 pub use gateway::{Conn, Gateway};

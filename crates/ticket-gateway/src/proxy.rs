@@ -6,33 +6,18 @@
 //! and WebSocket upgrades (the Qlik engine socket `/{vp}/app/…`) are bridged byte for byte
 //! until either side closes or the session logs out.
 
-use std::time::Duration;
+use std::future::Future;
+use std::pin::Pin;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
-use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 
-use crate::config::{ProxySettings, Upstream};
+use crate::config::Upstream;
 use crate::gateway::{Conn, Gateway};
 use crate::http::{query_without, respond, Body, BoxError, HTML};
-
-/// The pooled client every upstream request goes through.
-pub type UpstreamClient = Client<HttpConnector, UnsyncBoxBody<Bytes, BoxError>>;
-
-/// Builds the shared client.
-pub fn client(settings: &ProxySettings) -> UpstreamClient {
-    let mut http = HttpConnector::new();
-    http.set_connect_timeout(Some(settings.connect_timeout));
-    http.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build(http)
-}
 
 /// Identity headers a client may never set: the gateway alone speaks for the user.
 /// (Constant names: no parsing per request.)
@@ -43,19 +28,6 @@ pub const IDENTITY_HEADERS: [HeaderName; 6] = [
     HeaderName::from_static("x-qlik-proxyid"),
     HeaderName::from_static("x-qlik-virtual-proxy-prefix"),
     HeaderName::from_static("x-qlik-ticket"),
-];
-
-/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
-const HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
 ];
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -75,8 +47,28 @@ pub(crate) struct Forward<'a> {
     pub session: (&'a str, &'a str),
 }
 
+/// A proxied request in flight.
+pub(crate) type Forwarding<'a> = Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
+
 /// Forwards `req` and returns the back end's response (or a `502`/`504` page).
-pub(crate) async fn forward<B>(
+///
+/// Boxed: a proxied request's state (the back end's response future among it) is large,
+/// and every request future that might await it would otherwise carry it, and copy it
+/// each time the future moves.
+pub(crate) fn forward<'a, B>(
+    gw: &'a Gateway,
+    req: Request<B>,
+    to: Forward<'a>,
+    conn: &'a Conn,
+) -> Forwarding<'a>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    Box::pin(forward_boxed(gw, req, to, conn))
+}
+
+async fn forward_boxed<B>(
     gw: &Gateway,
     mut req: Request<B>,
     to: Forward<'_>,
@@ -90,6 +82,8 @@ where
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
 
     let (path, query) = (req.uri().path(), req.uri().query());
+    // Origin form (`/path?query`), as a request to an origin server is written; hyper's
+    // connection writes the target as it is given.
     let path_and_query = if has_ticket_param(query) {
         match query_without(query, crate::qps::frontend::TICKET_PARAM) {
             Some(q) => format!("{path}?{q}").parse().ok(),
@@ -100,8 +94,6 @@ where
         req.uri().path_and_query().cloned()
     };
     let mut target = http::uri::Parts::default();
-    target.scheme = Some(to.upstream.scheme.clone());
-    target.authority = Some(to.upstream.authority.clone());
     target.path_and_query = path_and_query;
     let Ok(uri) = Uri::from_parts(target) else {
         return page(
@@ -112,10 +104,9 @@ where
     };
 
     let (mut parts, body) = req.into_parts();
-    let original_host = parts.headers.remove(header::HOST);
-    strip(&mut parts.headers, to.also_strip);
-    forwarded_headers(&mut parts.headers, conn, original_host);
-    parts.headers.insert(header::HOST, to.upstream.host.clone());
+    let original_host = parts.headers.insert(header::HOST, to.upstream.host.clone());
+    let seen = strip(&mut parts.headers, to.also_strip);
+    forwarded_headers(&mut parts.headers, conn, original_host, seen);
     if websocket {
         parts
             .headers
@@ -131,13 +122,17 @@ where
     parts.version = http::Version::HTTP_11;
     let upstream_req = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
 
+    let Some(pool) = gw.upstreams().get(&to.upstream.authority) else {
+        // Every upstream of the settings has a pool: a bug, not a client error.
+        tracing::error!(upstream = %to.upstream.authority, "no connection pool for this back end");
+        return page(
+            StatusCode::BAD_GATEWAY,
+            "Bad gateway",
+            "The back end could not be reached.",
+        );
+    };
     let settings = &gw.settings().proxy;
-    let mut res = match tokio::time::timeout(
-        settings.timeout,
-        gw.upstream_client().request(upstream_req),
-    )
-    .await
-    {
+    let mut res = match tokio::time::timeout(settings.timeout, pool.send(upstream_req)).await {
         Ok(Ok(res)) => res,
         Ok(Err(e)) => {
             tracing::warn!(error = %e, upstream = %to.upstream.authority, "upstream unreachable");
@@ -197,54 +192,108 @@ fn is_websocket(headers: &HeaderMap) -> bool {
 /// Whether a query holds a `qlikTicket` parameter (any casing) to drop before forwarding.
 fn has_ticket_param(query: Option<&str>) -> bool {
     query.is_some_and(|q| {
-        q.split('&').any(|part| {
-            let key = part.split('=').next().unwrap_or("");
+        crate::http::split_ascii(q, b'&').any(|part| {
+            let key = crate::http::split_ascii(part, b'=').next().unwrap_or("");
             crate::http::percent_decode(key)
                 .eq_ignore_ascii_case(crate::qps::frontend::TICKET_PARAM)
         })
     })
 }
 
-/// Removes hop-by-hop headers (and any the `Connection` header names) and every
-/// client-supplied identity header.
-fn strip(headers: &mut HeaderMap, also: Option<&HeaderName>) {
-    strip_hop_by_hop(headers);
-    // One pass over what the client sent rather than a lookup per forbidden name: a
-    // request carries a handful of headers, and almost never one of these.
-    let forbidden: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| IDENTITY_HEADERS.contains(name) || Some(*name) == also)
-        .cloned()
-        .collect();
-    for name in forbidden {
-        headers.remove(name);
-    }
+/// What [`strip`] saw of the headers [`forwarded_headers`] sets.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    forwarded_for: bool,
+    forwarded_host: bool,
 }
 
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let mut named: Vec<HeaderName> = headers
+/// Removes hop-by-hop headers (and any the `Connection` header names) and every
+/// client-supplied identity header, in one pass over the names the client sent: a request
+/// carries a handful of headers, and almost never one of these.
+fn strip(headers: &mut HeaderMap, also: Option<&HeaderName>) -> Seen {
+    let mut seen = Seen::default();
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    let mut connection = false;
+    for name in headers.keys() {
+        let text = name.as_str();
+        let remove = if text.starts_with("x-") {
+            match text {
+                "x-forwarded-for" => seen.forwarded_for = true,
+                "x-forwarded-host" => seen.forwarded_host = true,
+                _ => {}
+            }
+            (text.starts_with("x-qlik-") && IDENTITY_HEADERS.contains(name)) || Some(name) == also
+        } else {
+            connection |= name == header::CONNECTION;
+            is_hop_by_hop(text) || Some(name) == also
+        };
+        if remove {
+            doomed.push(name.clone());
+        }
+    }
+    if connection {
+        doomed.extend(connection_tokens(headers));
+    }
+    for name in doomed {
+        headers.remove(name);
+    }
+    seen
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
+fn is_hop_by_hop(name: &str) -> bool {
+    matches!(
+        name,
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
+/// The header names a `Connection` header lists: hop-by-hop too.
+fn connection_tokens(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    named.extend(
-        headers
-            .keys()
-            .filter(|name| HOP_BY_HOP.contains(name))
-            .cloned(),
-    );
-    for name in named {
+        .collect()
+}
+
+/// Removes hop-by-hop headers from a back end's response.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    let mut connection = false;
+    for name in headers.keys() {
+        connection |= name == header::CONNECTION;
+        if is_hop_by_hop(name.as_str()) {
+            doomed.push(name.clone());
+        }
+    }
+    if connection {
+        doomed.extend(connection_tokens(headers));
+    }
+    for name in doomed {
         headers.remove(name);
     }
 }
 
-fn forwarded_headers(headers: &mut HeaderMap, conn: &Conn, host: Option<HeaderValue>) {
-    let peer = conn.peer_ip_text();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) => HeaderValue::from_str(&format!("{prior}, {peer}")).ok(),
-        None => HeaderValue::from_str(peer).ok(),
+fn forwarded_headers(headers: &mut HeaderMap, conn: &Conn, host: Option<HeaderValue>, seen: Seen) {
+    let prior = seen
+        .forwarded_for
+        .then(|| headers.get(&X_FORWARDED_FOR))
+        .flatten()
+        .and_then(|v| v.to_str().ok());
+    let xff = match prior {
+        Some(prior) => HeaderValue::from_str(&format!("{prior}, {}", conn.peer_ip_text())).ok(),
+        None => Some(conn.peer_ip_header().clone()),
     };
     if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR, v);
@@ -255,9 +304,10 @@ fn forwarded_headers(headers: &mut HeaderMap, conn: &Conn, host: Option<HeaderVa
         Some(h) => {
             headers.insert(X_FORWARDED_HOST, h);
         }
-        None => {
+        None if seen.forwarded_host => {
             headers.remove(X_FORWARDED_HOST);
         }
+        None => {}
     }
 }
 
@@ -273,8 +323,12 @@ pub(crate) fn header_value(s: &str) -> HeaderValue {
 /// [`header_value`] of a string built for the purpose: its buffer becomes the value, with
 /// no copy.
 pub(crate) fn header_value_owned(s: String) -> HeaderValue {
-    // `http`'s own rule for the bytes of a header value.
-    if !s.bytes().all(|b| b >= 32 && b != 127 || b == b'\t') {
+    // `http`'s own rule for the bytes of a header value, over every byte without an early
+    // exit, so that it runs on whole vectors.
+    let invalid = s
+        .bytes()
+        .fold(false, |bad, b| bad | (b < 32 && b != b'\t') | (b == 127));
+    if invalid {
         return header_value(&s);
     }
     HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static(""))

@@ -31,7 +31,7 @@ use std::borrow::Cow;
 use http::Method;
 
 use crate::config::{Settings, VirtualProxy, DEMO_LOGIN_PATH, DEMO_PORTAL_PATH};
-use crate::http::percent_decode;
+use crate::http::{percent_decode, split_ascii};
 
 /// Which listener a request arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,7 +192,7 @@ pub(crate) fn route<'s>(
 
 /// `/{vp}/qps/user` (prefix before `/qps`, unlike the REST API), trailing slash allowed.
 fn is_personal_user(path: &str, prefix: &str) -> bool {
-    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    let mut segments = split_ascii(path, b'/').filter(|s| !s.is_empty());
     let is = |s: Option<&str>, word: &str| s.is_some_and(|s| s.eq_ignore_ascii_case(word));
     let first = segments.next();
     let (second, third, more) = (segments.next(), segments.next(), segments.next());
@@ -264,7 +264,7 @@ fn api_route<'s>(settings: &'s Settings, method: &Method, path: &str) -> Route<'
         "/healthz" | "/readyz" | "/metrics" => return Route::MethodNotAllowed("GET"),
         _ => {}
     }
-    let mut raw = path.split('/').filter(|s| !s.is_empty());
+    let mut raw = split_ascii(path, b'/').filter(|s| !s.is_empty());
     if !raw.next().is_some_and(|s| s.eq_ignore_ascii_case("qps")) {
         return Route::NotFound;
     }
@@ -334,7 +334,9 @@ fn endpoint(segments: &[Cow<'_, str>]) -> Option<Endpoint> {
 /// The virtual proxy of a front-end path: the one whose prefix is the first segment, else
 /// the default one (which also owns every reserved word: `/hub/`, `/qrs/`, …).
 fn frontend_vp<'s>(settings: &'s Settings, path: &str) -> &'s VirtualProxy {
-    let first = path.split('/').find(|s| !s.is_empty()).unwrap_or("");
+    let first = split_ascii(path, b'/')
+        .find(|s| !s.is_empty())
+        .unwrap_or("");
     let first = percent_decode(first);
     settings
         .virtual_proxies

@@ -159,11 +159,17 @@ async fn serve<I>(
         activity: activity.clone(),
     };
     let in_service = activity.clone();
+    let conn = Arc::new(conn);
     let service = service_fn(move |req: hyper::Request<Incoming>| {
-        let (gateway, conn, activity) = (gateway.clone(), conn.clone(), in_service.clone());
+        let busy = in_service.busy();
+        let (gateway, conn) = (gateway.clone(), conn.clone());
         async move {
-            let _busy = activity.busy();
-            Ok::<_, Infallible>(gateway.handle(req, &conn).await)
+            let _busy = busy;
+            // Boxed: hyper moves this future into its connection's state for every
+            // request, and the request's own state runs to kilobytes; in the box it is
+            // written once rather than copied at each move.
+            let handling = Box::pin(gateway.handle(req, &conn));
+            Ok::<_, Infallible>(handling.await)
         }
     });
     let connection = builder

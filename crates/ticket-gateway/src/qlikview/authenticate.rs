@@ -5,6 +5,8 @@
 //! it, and parameters that follow it but are not Authenticate.aspx's own (`select`,
 //! `client`, …) belong to it too and are put back. An encoded `try` is decoded once.
 
+use std::future::Future;
+
 use http::{Request, Response};
 use ticket_core::Session;
 
@@ -12,7 +14,7 @@ use super::error::QvError;
 use super::{current_session, set_session_cookie, REALM};
 use crate::audit;
 use crate::gateway::{Conn, Gateway};
-use crate::http::{found, percent_decode, Body};
+use crate::http::{found, percent_decode, split_ascii, split_once_ascii, Body};
 use crate::redirect::{is_allowed, location_safe};
 
 /// Where `try` points when a caller sends none: the AccessPoint portal.
@@ -42,8 +44,8 @@ pub fn parse_query(raw: &str) -> AuthParams {
     let mut try_raw: Option<&str> = None;
     let mut try_extras: Vec<&str> = Vec::new();
     let mut after_try = false;
-    for piece in raw.split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
+    for piece in split_ascii(raw, b'&').filter(|p| !p.is_empty()) {
+        let (name, value) = split_once_ascii(piece, b'=').unwrap_or((piece, ""));
         let name = percent_decode(name).to_ascii_lowercase();
         match name.as_str() {
             "try" => {
@@ -84,43 +86,57 @@ fn target(raw: &str) -> String {
 }
 
 /// Handles an Authenticate.aspx call.
-pub(crate) async fn authenticate<B>(gw: &Gateway, req: Request<B>, conn: &Conn) -> Response<Body> {
+///
+/// The query is read before the returned future is made; the future keeps the request's
+/// headers only when it needs them (`keep`: the session to reuse is named by a cookie).
+pub(crate) fn authenticate<'a, B>(
+    gw: &'a Gateway,
+    req: Request<B>,
+    conn: &'a Conn,
+) -> impl Future<Output = Response<Body>> + 'a
+where
+    B: 'a,
+{
     let settings = gw.settings();
     let qv = &settings.qlikview;
     let params = parse_query(req.uri().query().unwrap_or(""));
     let own = [settings.frontend.public_url.as_str()];
     let try_ = params
         .try_
-        .clone()
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| DEFAULT_TRY.to_owned());
-    let back = params.back.clone().unwrap_or_default();
-    if !is_allowed(&try_, &own, &qv.safe_forward_hosts)
-        || !is_allowed(&back, &own, &qv.safe_forward_hosts)
-    {
-        return QvError::UnsafeRedirect.into_response(qv);
-    }
-    let outcome = match params.webticket.as_deref().filter(|t| !t.is_empty()) {
-        Some(ticket) => redeem(gw, ticket, conn).await.map(|s| s.map(|s| (s, true))),
-        None if params.keep => current_session(gw, &req)
-            .await
-            .map(|s| s.map(|s| (s, false))),
-        None => Ok(None),
-    };
-    match outcome {
-        Ok(Some((session, new))) => {
-            let mut res = found(&location_safe(&try_));
-            if new {
-                set_session_cookie(&mut res, gw, conn, &session.id);
-            }
-            res
+    let back = params.back.unwrap_or_default();
+    let allowed = is_allowed(&try_, &own, &qv.safe_forward_hosts)
+        && is_allowed(&back, &own, &qv.safe_forward_hosts);
+    let webticket = params.webticket.filter(|t| !t.is_empty());
+    let headers =
+        (allowed && webticket.is_none() && params.keep).then(|| req.into_parts().0.headers);
+    async move {
+        if !allowed {
+            return QvError::UnsafeRedirect.into_response(qv);
         }
-        Ok(None) if back.is_empty() => QvError::Unauthorized.into_response(qv),
-        Ok(None) => found(&location_safe(&back)),
-        Err(e) => {
-            tracing::error!(error = %e, "session store failed");
-            crate::metrics::store_error();
-            QvError::Unavailable.into_response(qv)
+        let outcome = match (&webticket, &headers) {
+            (Some(ticket), _) => redeem(gw, ticket, conn).await.map(|s| s.map(|s| (s, true))),
+            (None, Some(headers)) => current_session(gw, headers)
+                .await
+                .map(|s| s.map(|s| (s, false))),
+            (None, None) => Ok(None),
+        };
+        match outcome {
+            Ok(Some((session, new))) => {
+                let mut res = found(&location_safe(&try_));
+                if new {
+                    set_session_cookie(&mut res, gw, conn, &session.id);
+                }
+                res
+            }
+            Ok(None) if back.is_empty() => QvError::Unauthorized.into_response(qv),
+            Ok(None) => found(&location_safe(&back)),
+            Err(e) => {
+                tracing::error!(error = %e, "session store failed");
+                crate::metrics::store_error();
+                QvError::Unavailable.into_response(qv)
+            }
         }
     }
 }

@@ -17,7 +17,7 @@ pub mod webticket;
 pub mod xml;
 
 use http::header::{HeaderValue, SET_COOKIE};
-use http::{Request, Response};
+use http::{HeaderMap, Response};
 use ticket_core::model::QLIKVIEW_REALM;
 use ticket_core::Session;
 
@@ -28,12 +28,12 @@ use crate::http::{cookies, Body};
 pub const REALM: &str = QLIKVIEW_REALM;
 
 /// The live QlikView session named by the request's cookie, touched.
-pub(crate) async fn current_session<B>(
+pub(crate) async fn current_session(
     gw: &Gateway,
-    req: &Request<B>,
+    headers: &HeaderMap,
 ) -> Result<Option<Session>, ticket_core::StoreError> {
     let name = &gw.settings().qlikview.session_cookie_name;
-    for id in cookies(req.headers(), name) {
+    for id in cookies(headers, name) {
         if id.is_empty() {
             continue;
         }

@@ -21,7 +21,7 @@ where
     B::Error: Into<crate::http::BoxError>,
 {
     let qv = &gw.settings().qlikview;
-    match current_session(gw, &req).await {
+    match current_session(gw, req.headers()).await {
         Ok(Some(session)) => match &qv.upstream {
             Some(upstream) => {
                 let user = match &session.identity {

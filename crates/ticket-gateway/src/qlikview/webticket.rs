@@ -1,5 +1,7 @@
 //! `POST /QvAJAXZfc/GetWebTicket.aspx`: a trusted portal asks for a web ticket.
 
+use std::future::Future;
+
 use http::{Request, Response, StatusCode};
 use ticket_core::{id, Identity};
 
@@ -13,35 +15,47 @@ use crate::http::{read_body, respond, Body, BoxError};
 pub const METHOD: &str = "GetWebTicket";
 
 /// Handles a GetWebTicket call.
-pub(crate) async fn get_web_ticket<B>(gw: &Gateway, req: Request<B>, conn: &Conn) -> Response<Body>
+///
+/// The caller is checked before the returned future is made: the future keeps only the
+/// body it has yet to read, not the whole request.
+pub(crate) fn get_web_ticket<'a, B>(
+    gw: &'a Gateway,
+    req: Request<B>,
+    conn: &'a Conn,
+) -> impl Future<Output = Response<Body>> + 'a
 where
-    B: http_body::Body,
+    B: http_body::Body + 'a,
     B::Error: Into<BoxError>,
 {
     let qv = &gw.settings().qlikview;
-    match issue(gw, req, conn).await {
-        Ok(ticket) => respond(
-            StatusCode::OK,
-            XML,
-            format!("<Global><_retval_>{ticket}</_retval_></Global>"),
-        ),
-        Err(e) => {
-            audit::ticket_refused("qlikview", "", conn, e.label());
-            e.into_response(qv)
+    let trusted = trust::is_trusted(qv, conn.peer, req.headers());
+    let body = req.into_body();
+    async move {
+        let issued = if trusted {
+            issue(gw, body, conn).await
+        } else {
+            Err(QvError::InvalidCall("untrusted_caller"))
+        };
+        match issued {
+            Ok(ticket) => respond(
+                StatusCode::OK,
+                XML,
+                format!("<Global><_retval_>{ticket}</_retval_></Global>"),
+            ),
+            Err(e) => {
+                audit::ticket_refused("qlikview", "", conn, e.label());
+                e.into_response(qv)
+            }
         }
     }
 }
 
-async fn issue<B>(gw: &Gateway, req: Request<B>, conn: &Conn) -> Result<String, QvError>
+async fn issue<B>(gw: &Gateway, body: B, conn: &Conn) -> Result<String, QvError>
 where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
-    let qv = &gw.settings().qlikview;
-    if !trust::is_trusted(qv, conn.peer, req.headers()) {
-        return Err(QvError::InvalidCall("untrusted_caller"));
-    }
-    let body = read_body(req.into_body(), gw.settings().limits.max_body_bytes).await?;
+    let body = read_body(body, gw.settings().limits.max_body_bytes).await?;
     let doc = xml::parse(&body).map_err(|e| QvError::BadXml(e.to_string()))?;
     let method_ok = doc.root.eq_ignore_ascii_case("Global")
         && doc

@@ -1,6 +1,8 @@
 //! `POST /qps/{vp}/ticket`: an authentication module asks for a ticket for a user it has
 //! authenticated.
 
+use std::future::Future;
+
 use http::{Request, Response, StatusCode};
 
 use super::error::ApiError;
@@ -27,37 +29,43 @@ pub(crate) fn admit<'s, B>(req: &Request<B>, vp: VpRef<'s>) -> Result<&'s Virtua
 }
 
 /// Handles `POST /qps/{vp}/ticket`.
-pub(crate) async fn add_ticket<B>(
-    gw: &Gateway,
+///
+/// The head is checked before the returned future is made: the future keeps only the body
+/// it has yet to read, not the whole request.
+pub(crate) fn add_ticket<'a, B>(
+    gw: &'a Gateway,
     req: Request<B>,
-    vp: VpRef<'_>,
-    conn: &Conn,
-) -> Response<Body>
+    vp: VpRef<'a>,
+    conn: &'a Conn,
+) -> impl Future<Output = Response<Body>> + 'a
 where
-    B: http_body::Body,
+    B: http_body::Body + 'a,
     B::Error: Into<BoxError>,
 {
-    let vp_label = vp.clone();
-    let result = async {
-        let vp = admit(&req, vp)?;
-        let body = read_body(req.into_body(), gw.settings().limits.max_body_bytes).await?;
-        let doc =
-            json::parse(&body).map_err(|e| ApiError::BadRequest(format!("Invalid JSON: {e}.")))?;
-        let ticket_req = TicketRequest::from_json(&doc).map_err(ApiError::BadRequest)?;
-        let (ticket, stored) = issue(gw, vp, ticket_req, conn).await?;
-        Ok::<_, ApiError>(wire::ticket_response(&stored, &ticket))
-    }
-    .await;
-    match result {
-        Ok(body) => respond(StatusCode::CREATED, JSON, body),
-        Err(e) => {
-            let vp = match &vp_label {
-                VpRef::Known(vp) => vp.prefix.as_str(),
-                // Not a configured prefix: anything a client sent, kept out of labels.
-                VpRef::Unknown(_) => "?",
-            };
-            audit::ticket_refused("qps", vp, conn, e.label());
-            e.into_response()
+    let vp_label = match &vp {
+        VpRef::Known(vp) => vp.prefix.as_str(),
+        // Not a configured prefix: anything a client sent, kept out of labels.
+        VpRef::Unknown(_) => "?",
+    };
+    let admitted = admit(&req, vp);
+    let body = req.into_body();
+    async move {
+        let result = async {
+            let vp = admitted?;
+            let body = read_body(body, gw.settings().limits.max_body_bytes).await?;
+            let doc = json::parse(&body)
+                .map_err(|e| ApiError::BadRequest(format!("Invalid JSON: {e}.")))?;
+            let ticket_req = TicketRequest::from_json(&doc).map_err(ApiError::BadRequest)?;
+            let (ticket, stored) = issue(gw, vp, ticket_req, conn).await?;
+            Ok::<_, ApiError>(wire::ticket_response(&stored, &ticket))
+        }
+        .await;
+        match result {
+            Ok(body) => respond(StatusCode::CREATED, JSON, body),
+            Err(e) => {
+                audit::ticket_refused("qps", vp_label, conn, e.label());
+                e.into_response()
+            }
         }
     }
 }

@@ -12,6 +12,8 @@
 //! "The resource" is the virtual proxy's back end when it has one (see [`crate::proxy`]),
 //! else the built-in identity page.
 
+use std::future::Future;
+
 use http::header::{HeaderValue, SET_COOKIE};
 use http::{Request, Response, StatusCode};
 use ticket_core::{Session, StoreError};
@@ -42,12 +44,12 @@ enum Refusal {
 }
 
 /// Serves a request behind a virtual proxy.
-pub(crate) async fn serve<B>(
-    gw: &Gateway,
+pub(crate) fn serve<'a, B>(
+    gw: &'a Gateway,
     req: Request<B>,
-    vp: &VirtualProxy,
-    conn: &Conn,
-) -> Response<Body>
+    vp: &'a VirtualProxy,
+    conn: &'a Conn,
+) -> impl Future<Output = Response<Body>> + 'a
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -60,25 +62,29 @@ where
                 .and_then(|h| h.to_str().ok())
                 .map(str::to_owned)
         });
-    let outcome = match ticket {
-        Some(ticket) => redeem(gw, vp, &ticket, conn).await.map(|s| (s, true)),
-        None => match current_session(gw, vp, &req).await {
-            Ok(Some(s)) => Ok((s, false)),
-            Ok(None) => Err(Refusal::Login),
-            Err(()) => Err(Refusal::Unavailable),
-        },
-    };
-    match outcome {
-        Ok((session, new)) => {
-            let mut res = resource(gw, req, vp, &session, conn).await;
-            if new {
-                set_session_cookie(&mut res, vp, conn, &session.id);
+    // A plain function returning an `async` block: the block holds the request once,
+    // where an `async fn` would hold its argument and a copy of it.
+    async move {
+        let outcome = match ticket {
+            Some(ticket) => redeem(gw, vp, &ticket, conn).await.map(|s| (s, true)),
+            None => match current_session(gw, vp, &req).await {
+                Ok(Some(s)) => Ok((s, false)),
+                Ok(None) => Err(Refusal::Login),
+                Err(()) => Err(Refusal::Unavailable),
+            },
+        };
+        match outcome {
+            Ok((session, new)) => {
+                let mut res = resource(gw, req, vp, &session, conn).await;
+                if new {
+                    set_session_cookie(&mut res, vp, conn, &session.id);
+                }
+                res
             }
-            res
+            Err(Refusal::Login) => login_redirect(gw, vp, &req).await,
+            Err(Refusal::TooManySessions) => too_many_sessions(),
+            Err(Refusal::Unavailable) => unavailable(),
         }
-        Err(Refusal::Login) => login_redirect(gw, vp, &req).await,
-        Err(Refusal::TooManySessions) => too_many_sessions(),
-        Err(Refusal::Unavailable) => unavailable(),
     }
 }
 

@@ -4,16 +4,16 @@ use http::header::{HeaderName, HeaderValue};
 use ticket_core::{Identity, Session};
 
 use crate::config::VirtualProxy;
-use crate::http::percent_encode_lower;
+use crate::http::push_percent_encoded_lower;
 use crate::proxy::{header_value, header_value_owned};
 
 /// `X-Qlik-User: UserDirectory=<url-encoded>; UserId=<url-encoded>`
 pub fn user_header(user_directory: &str, user_id: &str) -> String {
     let mut out = String::with_capacity(24 + 3 * (user_directory.len() + user_id.len()));
     out.push_str("UserDirectory=");
-    out.push_str(&percent_encode_lower(user_directory));
+    push_percent_encoded_lower(&mut out, user_directory);
     out.push_str("; UserId=");
-    out.push_str(&percent_encode_lower(user_id));
+    push_percent_encoded_lower(&mut out, user_id);
     out
 }
 
@@ -48,7 +48,9 @@ pub fn headers(vp: &VirtualProxy, session: &Session) -> Vec<(HeaderName, HeaderV
     vec![
         (
             HeaderName::from_static("x-qlik-user"),
-            header_value_owned(user_header(user_directory, user_id)),
+            // Percent-encoded: always a valid header value.
+            HeaderValue::try_from(user_header(user_directory, user_id))
+                .unwrap_or_else(|_| HeaderValue::from_static("")),
         ),
         (
             HeaderName::from_static("x-qlik-security"),
