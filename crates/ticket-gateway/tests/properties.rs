@@ -25,6 +25,82 @@ proptest! {
         let _ = json::parse(text.as_bytes());
     }
 
+    /// The one-pass readers of ticket and session requests decide exactly as parsing the
+    /// document and binding the tree do, errors included.
+    #[test]
+    fn one_pass_request_reading_matches_parsing_then_binding(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        same_outcomes(&bytes)?;
+    }
+
+    #[test]
+    fn one_pass_request_reading_matches_on_request_like_documents(doc in request_like()) {
+        same_outcomes(doc.as_bytes())?;
+    }
+}
+
+/// Documents shaped like ticket and session requests: the members they bind, in any
+/// casing, repeated, with every kind of value, and now and then a syntax error.
+fn request_like() -> impl Strategy<Value = String> {
+    let key = prop_oneof![
+        Just("\"UserDirectory\""),
+        Just("\"userdirectory\""),
+        Just("\"UserId\""),
+        Just("USERID"),
+        Just("'Attributes'"),
+        Just("\"TargetId\""),
+        Just("SessionId"),
+        Just("\"x\""),
+    ];
+    let scalar = prop_oneof![
+        Just("\"ACME\""),
+        Just("' jdoe '"),
+        Just("\"a\\\\b\""),
+        Just("\"\""),
+        Just("\"  \""),
+        Just("null"),
+        Just("undefined"),
+        Just("true"),
+        Just("-1.5e2"),
+        Just("\"\\u00e9\""),
+    ];
+    let attribute = prop_oneof![
+        Just("{\"Group\":\"Sales\"}"),
+        Just("{'a':null,b:2}"),
+        Just("{}"),
+        Just("{\"k\":{}}"),
+        Just("{\"k\":[1]}"),
+        Just("\"text\""),
+        Just("[]"),
+        Just("null"),
+    ];
+    let attributes = proptest::collection::vec(attribute, 0..4)
+        .prop_map(|items| format!("[{}]", items.join(",")));
+    let value = prop_oneof![
+        4 => scalar.prop_map(str::to_owned),
+        3 => attributes,
+        1 => Just("{\"a\":[{}]}".to_owned()),
+        1 => Just("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]".to_owned()),
+    ];
+    let member = (key, value).prop_map(|(k, v)| format!("{k}:{v}"));
+    let tail = prop_oneof![8 => Just("}"), 1 => Just(",}"), 1 => Just(""), 1 => Just("} x"), 1 => Just("]")];
+    (proptest::collection::vec(member, 0..6), tail)
+        .prop_map(|(members, tail)| format!("{{{}{tail}", members.join(",")))
+}
+
+fn same_outcomes(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let tree = json::parse(bytes).map_err(|e| format!("Invalid JSON: {e}."));
+    let ticket = tree
+        .clone()
+        .and_then(|v| wire::TicketRequest::from_json(&v));
+    prop_assert_eq!(wire::TicketRequest::read(bytes), ticket);
+    let session = tree.and_then(|v| wire::SessionRequest::from_json(&v));
+    prop_assert_eq!(wire::SessionRequest::read(bytes), session);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
     #[test]
     fn ticket_requests_round_trip(dir in "[A-Za-z0-9 _.-]{1,12}", user in "[^\\\\\u{0}]{1,12}",
                                   attrs in proptest::collection::vec(("[a-zA-Z]{1,6}", ".{0,8}"), 0..4)) {

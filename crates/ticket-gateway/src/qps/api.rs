@@ -6,7 +6,6 @@ use std::future::Future;
 use http::{Request, Response, StatusCode};
 
 use super::error::ApiError;
-use super::json;
 use super::wire::{self, TicketRequest};
 use super::xrf;
 use crate::audit;
@@ -53,9 +52,7 @@ where
         let result = async {
             let vp = admitted?;
             let body = read_body(body, gw.settings().limits.max_body_bytes).await?;
-            let doc = json::parse(&body)
-                .map_err(|e| ApiError::BadRequest(format!("Invalid JSON: {e}.")))?;
-            let ticket_req = TicketRequest::from_json(&doc).map_err(ApiError::BadRequest)?;
+            let ticket_req = TicketRequest::read(&body).map_err(ApiError::BadRequest)?;
             let (ticket, stored) = issue(gw, vp, ticket_req, conn).await?;
             Ok::<_, ApiError>(wire::ticket_response(&stored, &ticket))
         }

@@ -106,14 +106,12 @@ pub struct NotText;
 
 /// Appends `s` as a JSON string literal.
 pub fn write_string(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
     let mut rest = s;
     // Runs of characters that need no escape are copied whole: user names, attributes and
     // tickets almost never hold one.
-    while let Some(i) = rest
-        .bytes()
-        .position(|b| b == b'"' || b == b'\\' || b < 0x20)
-    {
+    while let Some(i) = first_to_escape(rest.as_bytes()) {
         out.push_str(&rest[..i]);
         let b = rest.as_bytes()[i];
         match b {
@@ -134,6 +132,52 @@ pub fn write_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// Where the first `a` or `b` in `s` is, eight bytes at a time (see [`crate::logscan`]).
+fn first_of(s: &[u8], a: u8, b: u8) -> Option<usize> {
+    use crate::logscan::equal;
+    let mut words = s.chunks_exact(8);
+    let mut at = 0;
+    for w in &mut words {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(w);
+        let w = u64::from_le_bytes(word);
+        let flagged = equal(w, a) | equal(w, b);
+        if flagged != 0 {
+            return Some(at + (flagged.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&c| c == a || c == b)
+        .map(|i| at + i)
+}
+
+/// Where the first byte that a JSON string must escape (`"`, `\`, a control character)
+/// is, eight bytes at a time (see [`crate::logscan`]): a word's lowest flagged byte is
+/// always a true one.
+fn first_to_escape(b: &[u8]) -> Option<usize> {
+    use crate::logscan::{below, equal};
+    let mut words = b.chunks_exact(8);
+    let mut at = 0;
+    for w in &mut words {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(w);
+        let w = u64::from_le_bytes(word);
+        let flagged = equal(w, b'"') | equal(w, b'\\') | below(w, 0x20);
+        if flagged != 0 {
+            return Some(at + (flagged.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|i| at + i)
+}
+
 /// Why a document was refused, with the byte offset where reading stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JsonError {
@@ -151,35 +195,64 @@ impl fmt::Display for JsonError {
 
 /// Reads one JSON value from `input`, which may start with a UTF-8 byte-order mark.
 pub fn parse(input: &[u8]) -> Result<Value<'_>, JsonError> {
-    let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
-    let text = std::str::from_utf8(input).map_err(|e| JsonError {
-        reason: "body is not UTF-8",
-        offset: e.valid_up_to(),
-    })?;
-    let mut r = Reader {
-        s: text.as_bytes(),
-        text,
-        pos: 0,
-    };
-    r.skip_space()?;
-    if r.pos == r.s.len() {
-        return Err(r.err("empty document"));
-    }
+    let mut r = Reader::open(input)?;
     let v = r.value(0)?;
-    r.skip_space()?;
-    if r.pos != r.s.len() {
-        return Err(r.err("unexpected text after the document"));
-    }
+    r.close()?;
     Ok(v)
 }
 
-struct Reader<'a> {
+/// A value as .NET binds it to a `string` property (see [`Value::as_text`]), read by
+/// [`Reader::text`] without building a tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Text<'a> {
+    /// `null` (or `undefined`): the property is left unset.
+    Null,
+    /// A string as it is; a number or a boolean as text.
+    Text(Cow<'a, str>),
+    /// An array or an object, which does not bind.
+    NotText,
+}
+
+/// The reader: a cursor over a UTF-8 document. [`parse`] builds a [`Value`] tree with it;
+/// the request bindings in [`super::wire`] walk a document with it in one pass, keeping
+/// only the members they bind. Both go through the same grammar below ([`Reader::object`],
+/// [`Reader::array`], [`Reader::scalar`]), so they accept and refuse exactly the same
+/// documents, with the same reasons at the same offsets.
+pub(crate) struct Reader<'a> {
     s: &'a [u8],
     text: &'a str,
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
+    /// A reader at the first value of `input` (after a byte-order mark and whitespace).
+    pub(crate) fn open(input: &'a [u8]) -> Result<Reader<'a>, JsonError> {
+        let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+        let text = std::str::from_utf8(input).map_err(|e| JsonError {
+            reason: "body is not UTF-8",
+            offset: e.valid_up_to(),
+        })?;
+        let mut r = Reader {
+            s: text.as_bytes(),
+            text,
+            pos: 0,
+        };
+        r.skip_space()?;
+        if r.pos == r.s.len() {
+            return Err(r.err("empty document"));
+        }
+        Ok(r)
+    }
+
+    /// Checks that nothing but whitespace follows the value read.
+    pub(crate) fn close(mut self) -> Result<(), JsonError> {
+        self.skip_space()?;
+        if self.pos != self.s.len() {
+            return Err(self.err("unexpected text after the document"));
+        }
+        Ok(())
+    }
+
     fn err(&self, reason: &'static str) -> JsonError {
         JsonError {
             reason,
@@ -222,13 +295,83 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value<'a>, JsonError> {
+    /// The first byte of a value at `depth`, which must not be too deep.
+    fn enter(&self, depth: usize) -> Result<Option<u8>, JsonError> {
         if depth >= MAX_DEPTH {
             return Err(self.err("nesting too deep"));
         }
+        Ok(self.peek())
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value<'a>, JsonError> {
+        match self.enter(depth)? {
+            Some(b'{') => {
+                let mut members = Vec::new();
+                self.object(depth, |r, key, depth| {
+                    members.push((key, r.value(depth)?));
+                    Ok(())
+                })?;
+                Ok(Value::Object(members))
+            }
+            Some(b'[') => {
+                let mut items = Vec::new();
+                self.array(depth, |r, depth| {
+                    items.push(r.value(depth)?);
+                    Ok(())
+                })?;
+                Ok(Value::Array(items))
+            }
+            _ => self.scalar(),
+        }
+    }
+
+    /// A value at `depth` read as [`Value::as_text`] would bind it; an array or object is
+    /// checked and skipped.
+    pub(crate) fn text(&mut self, depth: usize) -> Result<Text<'a>, JsonError> {
+        Ok(match self.enter(depth)? {
+            Some(b'{' | b'[') => {
+                self.skip(depth)?;
+                Text::NotText
+            }
+            _ => match self.scalar()? {
+                Value::Null => Text::Null,
+                Value::Bool(b) => Text::Text(Cow::Borrowed(if b { "True" } else { "False" })),
+                Value::Number(n) => Text::Text(Cow::Borrowed(n)),
+                Value::String(s) => Text::Text(s),
+                // `scalar` reads neither.
+                Value::Array(_) | Value::Object(_) => Text::NotText,
+            },
+        })
+    }
+
+    /// Checks and skips a value at `depth`, keeping nothing.
+    pub(crate) fn skip(&mut self, depth: usize) -> Result<(), JsonError> {
+        match self.enter(depth)? {
+            Some(b'{') => self.object(depth, |r, _, depth| r.skip(depth)),
+            Some(b'[') => self.array(depth, |r, depth| r.skip(depth)),
+            _ => self.scalar().map(drop),
+        }
+    }
+
+    /// Whether the next value starts with `b` (`{`, `[`), without reading it.
+    pub(crate) fn at(&self, b: u8) -> bool {
+        self.peek() == Some(b)
+    }
+
+    /// Reads a value at `depth` with `read`, after the check every value gets on entry:
+    /// for walking an object or array in place with [`Reader::object`] or [`Reader::array`].
+    pub(crate) fn entered<T>(
+        &mut self,
+        depth: usize,
+        read: impl FnOnce(&mut Self, usize) -> Result<T, JsonError>,
+    ) -> Result<T, JsonError> {
+        self.enter(depth)?;
+        read(self, depth)
+    }
+
+    /// A string, number or literal.
+    fn scalar(&mut self) -> Result<Value<'a>, JsonError> {
         match self.peek() {
-            Some(b'{') => self.object(depth),
-            Some(b'[') => self.array(depth),
             Some(q @ (b'"' | b'\'')) => self.string(q).map(Value::String),
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(_) => match self.word() {
@@ -241,27 +384,35 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn object(&mut self, depth: usize) -> Result<Value<'a>, JsonError> {
+    /// Walks the object at `depth` (the reader is at its `{`): `member` is called with
+    /// each property name and must read the value, which is at `depth + 1`.
+    pub(crate) fn object(
+        &mut self,
+        depth: usize,
+        mut member: impl FnMut(&mut Self, Cow<'a, str>, usize) -> Result<(), JsonError>,
+    ) -> Result<(), JsonError> {
         self.pos += 1;
-        let mut members = Vec::new();
         loop {
             self.skip_space()?;
-            match self.peek() {
+            let key = match self.peek() {
                 Some(b'}') => {
                     self.pos += 1;
-                    return Ok(Value::Object(members));
+                    return Ok(());
                 }
-                Some(q @ (b'"' | b'\'')) => {
-                    let key = self.string(q)?;
-                    self.member(key, depth, &mut members)?;
-                }
+                Some(q @ (b'"' | b'\'')) => self.string(q)?,
                 Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b'$' => {
-                    let key = Cow::Borrowed(self.word());
-                    self.member(key, depth, &mut members)?;
+                    Cow::Borrowed(self.word())
                 }
                 None => return Err(self.err("unclosed object")),
                 Some(_) => return Err(self.err("expected a property name")),
+            };
+            self.skip_space()?;
+            if self.peek() != Some(b':') {
+                return Err(self.err("expected ':'"));
             }
+            self.pos += 1;
+            self.skip_space()?;
+            member(self, key, depth + 1)?;
             self.skip_space()?;
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -272,35 +423,23 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn member(
+    /// Walks the array at `depth` (the reader is at its `[`): `item` is called for each
+    /// item and must read it; items are at `depth + 1`.
+    pub(crate) fn array(
         &mut self,
-        key: Cow<'a, str>,
         depth: usize,
-        members: &mut Vec<(Cow<'a, str>, Value<'a>)>,
+        mut item: impl FnMut(&mut Self, usize) -> Result<(), JsonError>,
     ) -> Result<(), JsonError> {
-        self.skip_space()?;
-        if self.peek() != Some(b':') {
-            return Err(self.err("expected ':'"));
-        }
         self.pos += 1;
-        self.skip_space()?;
-        let v = self.value(depth + 1)?;
-        members.push((key, v));
-        Ok(())
-    }
-
-    fn array(&mut self, depth: usize) -> Result<Value<'a>, JsonError> {
-        self.pos += 1;
-        let mut items = Vec::new();
         loop {
             self.skip_space()?;
             match self.peek() {
                 Some(b']') => {
                     self.pos += 1;
-                    return Ok(Value::Array(items));
+                    return Ok(());
                 }
                 None => return Err(self.err("unclosed array")),
-                Some(_) => items.push(self.value(depth + 1)?),
+                Some(_) => item(self, depth + 1)?,
             }
             self.skip_space()?;
             match self.peek() {
@@ -359,12 +498,7 @@ impl<'a> Reader<'a> {
     fn string(&mut self, quote: u8) -> Result<Cow<'a, str>, JsonError> {
         self.pos += 1;
         let first = self.pos;
-        let end = |r: &Self| {
-            r.s[r.pos..]
-                .iter()
-                .position(|&b| b == quote || b == b'\\')
-                .map_or(r.s.len(), |i| r.pos + i)
-        };
+        let end = |r: &Self| first_of(&r.s[r.pos..], quote, b'\\').map_or(r.s.len(), |i| r.pos + i);
         self.pos = end(self);
         if self.peek() == Some(quote) {
             self.pos += 1;
@@ -499,6 +633,27 @@ mod tests {
         );
         let ok = format!("{}{}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
         assert!(parse(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn strings_are_escaped_wherever_the_byte_falls() {
+        let plain = "abcdefghijklmnopqrstuvwxyzé0123";
+        for len in 0..plain.len() {
+            let Some(base) = plain.get(..len) else {
+                continue;
+            };
+            for at in 0..=base.len() {
+                if !base.is_char_boundary(at) {
+                    continue;
+                }
+                for special in ['"', '\\', '\n', '\u{1}', '\u{1f}', ' ', '\u{7f}'] {
+                    let s = format!("{}{special}{}", &base[..at], &base[at..]);
+                    let mut out = String::new();
+                    write_string(&mut out, &s);
+                    assert_eq!(out, serde_json::to_string(&s).unwrap(), "{s:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -11,7 +11,6 @@ use ticket_core::{Identity, Session, StoreError};
 
 use super::api::admit;
 use super::error::ApiError;
-use super::json;
 use super::wire::{self, SessionRequest};
 use crate::audit;
 use crate::config::VirtualProxy;
@@ -108,9 +107,7 @@ where
     B::Error: Into<BoxError>,
 {
     let body = read_body(req.into_body(), gw.settings().limits.max_body_bytes).await?;
-    let doc =
-        json::parse(&body).map_err(|e| ApiError::BadRequest(format!("Invalid JSON: {e}.")))?;
-    let r = SessionRequest::from_json(&doc).map_err(ApiError::BadRequest)?;
+    let r = SessionRequest::read(&body).map_err(ApiError::BadRequest)?;
     let session = Session {
         realm: vp.realm.clone(),
         id: r.session_id.unwrap_or_else(ticket_core::id::guid),

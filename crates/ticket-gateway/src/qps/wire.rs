@@ -1,6 +1,6 @@
 //! The QPS REST documents exactly as the proxy spells them: lenient in, PascalCase out.
 
-use super::json::{write_string, Value};
+use super::json::{write_string, JsonError, Reader, Text, Value};
 
 /// A `POST /qps/{vp}/ticket` body, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +16,20 @@ pub struct TicketRequest {
 }
 
 impl TicketRequest {
+    /// Reads and binds a request body in one pass; the same as [`json::parse`] then
+    /// [`TicketRequest::from_json`], errors included, without building the document's tree.
+    ///
+    /// [`json::parse`]: super::json::parse
+    pub fn read(body: &[u8]) -> Result<TicketRequest, String> {
+        let mut doc = UserDocument::read(body, "TargetId")?;
+        Ok(TicketRequest {
+            user_directory: user_text("UserDirectory", &doc.user_directory)?,
+            user_id: user_text("UserId", &doc.user_id)?,
+            attributes: doc.take_attributes()?,
+            target_id: doc.extra_text()?,
+        })
+    }
+
     /// Binds a parsed document the way the .NET proxy does: property names in any casing,
     /// unknown properties ignored, scalars read as text.
     pub fn from_json(v: &Value) -> Result<TicketRequest, String> {
@@ -51,6 +65,17 @@ pub struct SessionRequest {
 }
 
 impl SessionRequest {
+    /// Reads and binds a request body in one pass, as [`TicketRequest::read`] does.
+    pub fn read(body: &[u8]) -> Result<SessionRequest, String> {
+        let mut doc = UserDocument::read(body, "SessionId")?;
+        Ok(SessionRequest {
+            user_directory: user_text("UserDirectory", &doc.user_directory)?,
+            user_id: user_text("UserId", &doc.user_id)?,
+            attributes: doc.take_attributes()?,
+            session_id: doc.extra_text()?,
+        })
+    }
+
     /// Binds a parsed document with the same leniency as [`TicketRequest::from_json`].
     pub fn from_json(v: &Value) -> Result<SessionRequest, String> {
         if !matches!(v, Value::Object(_)) {
@@ -65,6 +90,143 @@ impl SessionRequest {
                 .map(str::to_owned),
         })
     }
+}
+
+/// The members a ticket or session request binds, collected in one pass over the body.
+/// Names match in any casing and the last of a name wins, as [`Value::member`] finds them;
+/// what they held is judged only once the whole document has read well, so a syntax error
+/// anywhere is reported before any binding error, as with a parsed tree.
+struct UserDocument<'a> {
+    object: bool,
+    user_directory: Option<Text<'a>>,
+    user_id: Option<Text<'a>>,
+    attributes: Option<Attributes>,
+    /// `extra_name`'s value: `TargetId` or `SessionId`.
+    extra: Option<Text<'a>>,
+    extra_name: &'static str,
+}
+
+/// What an `Attributes` member held, judged as it is read.
+enum Attributes {
+    /// `null`: none.
+    Null,
+    /// The pairs, in order.
+    Pairs(Vec<(String, String)>),
+    /// The first thing in it that does not bind, as [`attributes`] would report it.
+    Refused(String),
+}
+
+impl<'a> UserDocument<'a> {
+    fn read(body: &'a [u8], extra_name: &'static str) -> Result<UserDocument<'a>, String> {
+        let invalid = |e: JsonError| format!("Invalid JSON: {e}.");
+        let mut doc = UserDocument {
+            object: false,
+            user_directory: None,
+            user_id: None,
+            attributes: None,
+            extra: None,
+            extra_name,
+        };
+        let mut r = Reader::open(body).map_err(invalid)?;
+        if r.at(b'{') {
+            doc.object = true;
+            r.object(0, |r, key, depth| {
+                let is = |name: &str| key.eq_ignore_ascii_case(name);
+                if is("UserDirectory") {
+                    doc.user_directory = Some(r.text(depth)?);
+                } else if is("UserId") {
+                    doc.user_id = Some(r.text(depth)?);
+                } else if is("Attributes") {
+                    doc.attributes = Some(read_attributes(r, depth)?);
+                } else if is(extra_name) {
+                    doc.extra = Some(r.text(depth)?);
+                } else {
+                    r.skip(depth)?;
+                }
+                Ok(())
+            })
+            .map_err(invalid)?;
+        } else {
+            r.skip(0).map_err(invalid)?;
+        }
+        r.close().map_err(invalid)?;
+        if !doc.object {
+            return Err("The request body must be a JSON object.".into());
+        }
+        Ok(doc)
+    }
+
+    fn take_attributes(&mut self) -> Result<Vec<(String, String)>, String> {
+        match self.attributes.take() {
+            None | Some(Attributes::Null) => Ok(Vec::new()),
+            Some(Attributes::Pairs(pairs)) => Ok(pairs),
+            Some(Attributes::Refused(why)) => Err(why),
+        }
+    }
+
+    /// `TargetId` or `SessionId`, as [`text`] binds it: an empty string counts as absent.
+    fn extra_text(&self) -> Result<Option<String>, String> {
+        match &self.extra {
+            None | Some(Text::Null) => Ok(None),
+            Some(Text::Text(t)) => Ok((!t.is_empty()).then(|| t.clone().into_owned())),
+            Some(Text::NotText) => Err(format!("{} must be a string.", self.extra_name)),
+        }
+    }
+}
+
+/// `UserDirectory` or `UserId` as read by [`UserDocument::read`], bound as [`user_field`]
+/// binds it.
+fn user_text(name: &str, value: &Option<Text<'_>>) -> Result<String, String> {
+    let text = match value {
+        None | Some(Text::Null) => "",
+        Some(Text::Text(t)) => t,
+        Some(Text::NotText) => return Err(format!("{name} must be a string.")),
+    };
+    checked_user_field(name, text)
+}
+
+/// An `Attributes` value at `depth`, bound as [`attributes`] binds one.
+fn read_attributes(r: &mut Reader<'_>, depth: usize) -> Result<Attributes, JsonError> {
+    let not_objects = || "Attributes must be an array of objects.".to_owned();
+    if !r.at(b'[') {
+        return Ok(match r.text(depth)? {
+            Text::Null => Attributes::Null,
+            _ => Attributes::Refused(not_objects()),
+        });
+    }
+    let mut pairs = Vec::new();
+    let mut refused: Option<String> = None;
+    // The depth check `text` and `skip` make on entering a value, made here for the array
+    // itself: it is walked in place.
+    r.entered(depth, |r, depth| {
+        r.array(depth, |r, depth| {
+            if refused.is_some() || !r.at(b'{') {
+                r.skip(depth)?;
+                refused.get_or_insert_with(not_objects);
+                return Ok(());
+            }
+            r.entered(depth, |r, depth| {
+                r.object(depth, |r, key, depth| {
+                    let value = r.text(depth)?;
+                    if refused.is_none() {
+                        match value {
+                            Text::NotText => {
+                                refused =
+                                    Some(format!("Attribute {key} must have a string value."));
+                            }
+                            Text::Null => pairs.push((key.into_owned(), String::new())),
+                            Text::Text(v) => pairs.push((key.into_owned(), v.into_owned())),
+                        }
+                    }
+                    Ok(())
+                })
+            })
+        })
+    })?;
+    Ok(match refused {
+        Some(why) => Attributes::Refused(why),
+        None => Attributes::Pairs(pairs),
+    })
 }
 
 /// Appends a session struct: keys in the order `UserDirectory, UserId, Attributes,
@@ -104,7 +266,11 @@ fn text<'v>(v: &'v Value<'_>, name: &str) -> Result<Option<&'v str>, String> {
 
 /// `UserDirectory` and `UserId`: trimmed, not empty, no backslash (Qlik's documented rule).
 fn user_field(v: &Value, name: &str) -> Result<String, String> {
-    let trimmed = text(v, name)?.unwrap_or_default().trim();
+    checked_user_field(name, text(v, name)?.unwrap_or_default())
+}
+
+fn checked_user_field(name: &str, text: &str) -> Result<String, String> {
+    let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err(format!("{name} is missing or empty."));
     }
@@ -244,6 +410,60 @@ mod tests {
             r#"[]"#,
         ] {
             assert!(req(body).is_err(), "{body}");
+        }
+    }
+
+    /// Reading in one pass is parsing then binding, outcome for outcome.
+    #[test]
+    fn one_pass_reading_matches_parsing_then_binding() {
+        let reference = |body: &str| {
+            parse(body.as_bytes())
+                .map_err(|e| format!("Invalid JSON: {e}."))
+                .and_then(|v| TicketRequest::from_json(&v))
+        };
+        let session_reference = |body: &str| {
+            parse(body.as_bytes())
+                .map_err(|e| format!("Invalid JSON: {e}."))
+                .and_then(|v| SessionRequest::from_json(&v))
+        };
+        for body in [
+            r#"{"UserDirectory":"ACME","UserId":"jdoe","Attributes":[{"Group":"Sales"}],"TargetId":"t"}"#,
+            r#"{ 'UserId':'u','UserDirectory':'d','Attributes': [],}"#,
+            r#"{userdirectory:" D ",USERID:5,attributes:null,targetid:"",x:[1,{"a":[]}]}"#,
+            r#"{"UserDirectory":"D","UserId":"u","UserId":"v","Attributes":[{"a":"1"}],"attributes":[{"b":true}]}"#,
+            r#"{"UserDirectory":"D","UserId":"u","Attributes":[{"a":null,"b":2.5e3},{},{"c":"x\ty"}]}"#,
+            r#"{"UserDirectory":"D","UserId":"u","Attributes":["a",{"k":{}}]}"#,
+            r#"{"UserDirectory":"D","UserId":"u","Attributes":[{"k":{}},"a"]}"#,
+            r#"{"UserDirectory":"D","UserId":"u","Attributes":{"a":"b"}}"#,
+            r#"{"UserDirectory":"D","UserId":"u","Attributes":"x"}"#,
+            r#"{"UserDirectory":"D","UserId":"u","TargetId":[]}"#,
+            r#"{"UserDirectory":"D","UserId":"u","TargetId":true,"SessionId":false}"#,
+            r#"{"UserDirectory":[],"UserId":{}}"#,
+            r#"{"UserDirectory":"a\\b","UserId":"u"}"#,
+            r#"{"UserDirectory":"  ","UserId":"u"}"#,
+            r#"{"UserId":"u"}"#,
+            r#"{"UserDirectory":"D","UserId":["u"], x"#,
+            r#"{"UserDirectory":"D","UserId":"u"} x"#,
+            r#"[{"UserDirectory":"D","UserId":"u"}]"#,
+            r#""text""#,
+            "\u{feff}{}",
+            "",
+            "   ",
+            "/* c */ {UserDirectory: 'D', // x\n UserId: 'u'}",
+            r#"{"UserDirectory":"D","UserId":"u","Attributes":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}"#,
+            r#"{"UserDirectory":"D","UserId":"u","Attributes":[{"k":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}]}"#,
+            r#"{"a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":{"i":{"j":{"k":{"l":{"m":{"n":{"o":{"p":{"q":{"r":{"s":{"t":{"u":{"v":{"w":{"x":{"y":{"z":{"A":{"B":{"C":{"D":{"E":{"F":1}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}"#,
+        ] {
+            assert_eq!(
+                TicketRequest::read(body.as_bytes()),
+                reference(body),
+                "{body}"
+            );
+            assert_eq!(
+                SessionRequest::read(body.as_bytes()),
+                session_reference(body),
+                "{body}"
+            );
         }
     }
 
