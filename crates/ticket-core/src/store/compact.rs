@@ -55,15 +55,9 @@ impl TicketKey {
         if bytes.len() <= INLINE_MAX {
             key[0] = bytes.len() as u8;
             key[1..1 + bytes.len()].copy_from_slice(bytes);
-        } else if bytes.len() == 40
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b))
-        {
+        } else if let Some(packed) = <&[u8; 40]>::try_from(bytes).ok().and_then(pack_hex) {
             key[0] = PACKED_HEX;
-            for (i, pair) in bytes.chunks_exact(2).enumerate() {
-                key[1 + i] = (nibble(pair[0]) << 4) | nibble(pair[1]);
-            }
+            key[1..21].copy_from_slice(&packed);
         } else {
             static KEYS: OnceLock<(RandomState, RandomState)> = OnceLock::new();
             let (a, b) = KEYS.get_or_init(|| (RandomState::new(), RandomState::new()));
@@ -92,10 +86,31 @@ impl TicketKey {
     }
 }
 
-fn nibble(hex: u8) -> u8 {
-    match hex {
-        b'0'..=b'9' => hex - b'0',
-        _ => hex - b'A' + 10,
+/// Forty uppercase hex digits (a web ticket) as twenty bytes; `None` if any is not one.
+/// Over a fixed-size array and without an early exit, so it compiles to straight-line
+/// code: every web ticket is packed twice, when issued and when redeemed.
+fn pack_hex(hex: &[u8; 40]) -> Option<[u8; 20]> {
+    let mut out = [0u8; 20];
+    let mut bad = false;
+    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let (high, bad_high) = nibble(pair[0]);
+        let (low, bad_low) = nibble(pair[1]);
+        bad |= bad_high | bad_low;
+        *byte = (high << 4) | low;
+    }
+    (!bad).then_some(out)
+}
+
+/// The value of an uppercase hex digit, and whether `hex` was not one.
+fn nibble(hex: u8) -> (u8, bool) {
+    let digit = hex.wrapping_sub(b'0');
+    let letter = hex.wrapping_sub(b'A');
+    if digit < 10 {
+        (digit, false)
+    } else if letter < 6 {
+        (letter + 10, false)
+    } else {
+        (0, true)
     }
 }
 
@@ -393,6 +408,15 @@ mod tests {
         assert_eq!(key_id(&keys[4]).as_deref(), Some(""));
         assert_eq!(key_id(&keys[6]).as_deref(), Some(ids[6]));
         assert_eq!(TicketKey::new(ids[3]), TicketKey::new(ids[3]));
+        // Forty characters that are not all uppercase hex digits are hashed, whichever one
+        // is off and by however little.
+        for off in ['G', '@', ':', '/', 'f', ' '] {
+            for at in [0, 17, 39] {
+                let mut id = ids[1].to_owned();
+                id.replace_range(at..=at, &off.to_string());
+                assert_eq!(key_id(&TicketKey::new(&id)), None, "{id}");
+            }
+        }
     }
 
     fn samples() -> Vec<Ticket> {
