@@ -26,7 +26,7 @@
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::OnceLock;
 
-use crate::model::{Identity, Ticket};
+use crate::model::{Identity, Session, Ticket};
 
 const PACKED_HEX: u8 = 0xFE;
 const HASHED: u8 = 0xFF;
@@ -135,10 +135,29 @@ fn put_varint(out: &mut Vec<u8>, mut v: usize) {
     out.push(v as u8);
 }
 
+/// What is encoded: a realm, an identity, and one more string at the end (a ticket's
+/// target URI; a session's id).
+#[derive(Clone, Copy)]
+struct Parts<'a> {
+    realm: &'a str,
+    identity: &'a Identity,
+    last: Option<&'a str>,
+}
+
+impl<'a> Parts<'a> {
+    fn of_ticket(t: &'a Ticket) -> Parts<'a> {
+        Parts {
+            realm: &t.realm,
+            identity: &t.identity,
+            last: t.target_uri.as_deref(),
+        }
+    }
+}
+
 /// Calls `f` with every string field of `t`, in encoding order.
-fn each_string<'a>(t: &'a Ticket, mut f: impl FnMut(&'a str)) {
-    f(&t.realm);
-    match &t.identity {
+fn each_string<'a>(t: Parts<'a>, mut f: impl FnMut(&'a str)) {
+    f(t.realm);
+    match t.identity {
         Identity::Qps {
             user_directory,
             user_id,
@@ -160,18 +179,14 @@ fn each_string<'a>(t: &'a Ticket, mut f: impl FnMut(&'a str)) {
             }
         }
     }
-    if let Some(u) = &t.target_uri {
+    if let Some(u) = t.last {
         f(u);
     }
 }
 
-fn tag_and_count(t: &Ticket) -> (u8, usize) {
-    let target = if t.target_uri.is_some() {
-        TAG_TARGET
-    } else {
-        0
-    };
-    match &t.identity {
+fn tag_and_count(t: Parts<'_>) -> (u8, usize) {
+    let target = if t.last.is_some() { TAG_TARGET } else { 0 };
+    match t.identity {
         Identity::Qps { attributes, .. } => (target, attributes.len()),
         Identity::QlikView {
             groups,
@@ -196,6 +211,10 @@ pub(crate) fn encode(t: &Ticket) -> Box<[u8]> {
 
 /// `prefix`, then `t` encoded, in one allocation of the exact size.
 pub(crate) fn encode_after(prefix: &[u8], t: &Ticket) -> Box<[u8]> {
+    encode_parts(prefix, Parts::of_ticket(t))
+}
+
+fn encode_parts(prefix: &[u8], t: Parts<'_>) -> Box<[u8]> {
     let (tag, n) = tag_and_count(t);
     let (mut text, mut lengths) = (0, 0);
     each_string(t, |s| {
@@ -305,6 +324,15 @@ fn open(bytes: &[u8]) -> Option<(u8, usize, Fields<'_>)> {
 
 /// The ticket [`encode_after`] wrote; `None` for bytes it did not write.
 pub(crate) fn decode(bytes: &[u8]) -> Option<Ticket> {
+    let (realm, identity, target_uri) = decode_parts(bytes)?;
+    Some(Ticket {
+        realm,
+        identity,
+        target_uri,
+    })
+}
+
+fn decode_parts(bytes: &[u8]) -> Option<(String, Identity, Option<String>)> {
     let (tag, n, mut f) = open(bytes)?;
     let realm = f.string()?;
     let identity = if tag & TAG_QLIKVIEW == 0 {
@@ -336,10 +364,68 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Ticket> {
     } else {
         None
     };
-    f.done().then_some(Ticket {
+    f.done().then_some((realm, identity, target_uri))
+}
+
+/// A session as one byte string: its id (a varint length, then the text), then its realm
+/// and identity encoded as a ticket's are. The id and the realm come first, so that a
+/// lookup compares them without decoding anything.
+pub(crate) fn encode_session(s: &Session) -> Box<[u8]> {
+    let mut head = Vec::with_capacity(varint_len(s.id.len()) + s.id.len());
+    put_varint(&mut head, s.id.len());
+    head.extend_from_slice(s.id.as_bytes());
+    encode_parts(
+        &head,
+        Parts {
+            realm: &s.realm,
+            identity: &s.identity,
+            last: None,
+        },
+    )
+}
+
+/// The id and the encoded record of a session [`encode_session`] wrote.
+fn split_session(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut r = Reader(bytes);
+    let len = r.varint()?;
+    r.0.split_at_checked(len)
+}
+
+/// The realm's bytes in an encoded record: the first string field. Not checked as UTF-8:
+/// for comparing only.
+fn realm_bytes(record: &[u8]) -> Option<&[u8]> {
+    let mut r = Reader(record);
+    let _tag = r.byte()?;
+    let _n = r.varint()?;
+    let text_len = r.varint()?;
+    let realm_len = r.varint()?;
+    let text = record.get(record.len().checked_sub(text_len)?..)?;
+    text.get(..realm_len)
+}
+
+/// Whether `bytes` is the session `(realm, id)`, without decoding it.
+pub(crate) fn session_is(bytes: &[u8], realm: &str, id: &str) -> bool {
+    split_session(bytes).is_some_and(|(stored, record)| {
+        stored == id.as_bytes() && realm_bytes(record) == Some(realm.as_bytes())
+    })
+}
+
+/// Whether `bytes` is a session of `realm`, without decoding it.
+pub(crate) fn session_in(bytes: &[u8], realm: &str) -> bool {
+    split_session(bytes).is_some_and(|(_, record)| realm_bytes(record) == Some(realm.as_bytes()))
+}
+
+/// The session [`encode_session`] wrote; `None` for bytes it did not write.
+pub(crate) fn decode_session(bytes: &[u8]) -> Option<Session> {
+    let (id, record) = split_session(bytes)?;
+    let (realm, identity, last) = decode_parts(record)?;
+    if last.is_some() {
+        return None;
+    }
+    Some(Session {
         realm,
+        id: String::from_utf8(id.to_vec()).ok()?,
         identity,
-        target_uri,
     })
 }
 
@@ -461,6 +547,33 @@ mod tests {
                 target_uri: None,
             },
         ]
+    }
+
+    #[test]
+    fn sessions_round_trip_and_are_found_without_decoding() {
+        for t in samples() {
+            for id in [
+                "",
+                "4475971f-279a-41f7-a0a0-d6ee45ec2b06",
+                "a caller's ä id",
+            ] {
+                let s = Session {
+                    realm: t.realm.clone(),
+                    id: id.into(),
+                    identity: t.identity.clone(),
+                };
+                let bytes = encode_session(&s);
+                assert_eq!(decode_session(&bytes), Some(s.clone()));
+                assert!(session_is(&bytes, &s.realm, id));
+                assert!(session_in(&bytes, &s.realm));
+                assert!(!session_is(&bytes, &s.realm, "other"));
+                assert!(!session_is(&bytes, "qps/other", id));
+                assert!(!session_in(&bytes, "qps/other"));
+                assert!(!session_is(&bytes, &s.realm, &format!("{id}x")));
+            }
+        }
+        assert_eq!(decode_session(b""), None);
+        assert!(!session_is(b"\x05ab", "", "ab"));
     }
 
     #[test]

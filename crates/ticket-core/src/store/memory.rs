@@ -22,7 +22,9 @@ use smallvec::SmallVec;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::compact::{decode, encode_after, peek, TicketKey};
+use super::compact::{
+    decode, decode_session, encode_after, encode_session, peek, session_in, session_is, TicketKey,
+};
 use super::{SessionLimit, Store, StoreError};
 use crate::audit::{fingerprint, ExpiredTickets};
 use crate::model::{Identity, Session, Ticket};
@@ -108,7 +110,9 @@ struct TargetEntry {
 
 #[derive(Debug)]
 struct SessionEntry {
-    session: Session,
+    /// The session in its compact form ([`encode_session`]): one allocation, where the
+    /// session itself holds six.
+    blob: Box<[u8]>,
     idle: Duration,
     expires: Instant,
     seq: u64,
@@ -118,26 +122,28 @@ struct SessionEntry {
 
 impl SessionEntry {
     fn is(&self, realm: &str, id: &str) -> bool {
-        self.session.id == id && self.session.realm == realm
+        session_is(&self.blob, realm, id)
+    }
+
+    fn in_realm(&self, realm: &str) -> bool {
+        session_in(&self.blob, realm)
+    }
+
+    /// The session. Only bytes [`encode_session`] wrote are ever stored, so this is
+    /// `None` only for a bug, which callers treat as a session that is gone.
+    fn session(&self) -> Option<Session> {
+        decode_session(&self.blob)
     }
 }
 
-/// A slot of the sessions table: the entry's hash and the entry itself, boxed.
-///
-/// A login storm grows this table by doubling. With the entry (some 180 bytes) inline,
-/// each doubling moved every session into a fresh table several times the size of the
-/// sessions themselves, rehashing each from its heap strings; a slot of a hash and a
-/// pointer moves 16 bytes and rehashes from the hash it carries.
+/// A slot of the sessions table: the entry and its hash, kept so that growing the table
+/// rehashes nothing. A login storm grows this table by doubling; with the session inline
+/// (some 180 bytes of strings and vectors) each doubling moved every session, rehashing it
+/// from its heap strings.
 #[derive(Debug)]
 struct SessionSlot {
     hash: u64,
-    entry: Box<SessionEntry>,
-}
-
-impl SessionSlot {
-    fn into_session(self) -> Session {
-        self.entry.session
-    }
+    entry: SessionEntry,
 }
 
 impl std::ops::Deref for SessionSlot {
@@ -511,7 +517,9 @@ impl Maps {
                     |batch| {
                         for e in batch.drain(..) {
                             self.unindex(e.user, e.seq);
-                            crate::audit::session_timed_out(&e.session);
+                            if let Some(session) = e.session() {
+                                crate::audit::session_timed_out(&session);
+                            }
                         }
                     },
                 ),
@@ -584,7 +592,7 @@ impl Maps {
                 }
                 for (seq, h) in entry.sessions.drain(..excess) {
                     if let Ok(old) = self.sessions.shard(h).find_entry(h, |e| e.seq == seq) {
-                        evicted.push(old.remove().0.into_session());
+                        evicted.extend(old.remove().0.session());
                     }
                 }
             }
@@ -592,13 +600,13 @@ impl Maps {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let value = SessionSlot {
             hash,
-            entry: Box::new(SessionEntry {
-                session: session.clone(),
+            entry: SessionEntry {
+                blob: encode_session(session),
                 idle,
                 expires: deadline(now, idle),
                 seq,
                 user,
-            }),
+            },
         };
         {
             let mut sessions = self.sessions.shard(hash);
@@ -789,7 +797,9 @@ impl Store for MemoryStore {
         drop(users);
         if let Some(old) = replaced {
             maps.unindex(old.user, old.seq);
-            crate::audit::session_timed_out(&old.session);
+            if let Some(session) = old.session() {
+                crate::audit::session_timed_out(&session);
+            }
         }
         result.map(|()| evicted)
     }
@@ -802,7 +812,7 @@ impl Store for MemoryStore {
         Ok(match shard.find_mut(hash, |e| e.is(realm, id)) {
             Some(e) if e.expires > now => {
                 e.expires = deadline(now, e.idle);
-                Some(e.session.clone())
+                e.session()
             }
             // An expired one is left to the purge, which reports it.
             _ => None,
@@ -817,7 +827,7 @@ impl Store for MemoryStore {
         Ok(shard
             .find(hash, |e| e.is(realm, id))
             .filter(|e| e.expires > now)
-            .map(|e| e.session.clone()))
+            .and_then(|e| e.session()))
     }
 
     async fn remove_session(&self, realm: &str, id: &str) -> Result<Option<Session>, StoreError> {
@@ -834,9 +844,11 @@ impl Store for MemoryStore {
         };
         maps.unindex(removed.user, removed.seq);
         if removed.expires > now {
-            Ok(Some(removed.into_session()))
+            Ok(removed.session())
         } else {
-            crate::audit::session_timed_out(&removed.session);
+            if let Some(session) = removed.session() {
+                crate::audit::session_timed_out(&session);
+            }
             Ok(None)
         }
     }
@@ -848,8 +860,8 @@ impl Store for MemoryStore {
             let map = lock(shard);
             out.extend(
                 map.iter()
-                    .filter(|e| e.session.realm == realm && e.expires > now)
-                    .map(|e| (e.seq, e.session.clone())),
+                    .filter(|e| e.expires > now && e.in_realm(realm))
+                    .filter_map(|e| Some((e.seq, e.session()?))),
             );
         }
         out.sort_by_key(|(seq, _)| *seq);
@@ -869,7 +881,7 @@ impl Store for MemoryStore {
             let shard = maps.sessions.shard(hash);
             match shard.find(hash, |e| e.seq == seq) {
                 Some(e) if e.expires > now => {
-                    live.push(e.session.clone());
+                    live.extend(e.session());
                     true
                 }
                 _ => false,
@@ -907,8 +919,8 @@ impl Store for MemoryStore {
                     .ok()
                     .map(|e| e.remove().0);
                 match gone {
-                    Some(e) if e.expires > now => removed.push(e.into_session()),
-                    Some(e) => timed_out.push(e.into_session()),
+                    Some(e) if e.expires > now => removed.extend(e.session()),
+                    Some(e) => timed_out.extend(e.session()),
                     None => {}
                 }
             }
