@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use gateway_tests::redis_server::RedisServer;
 use ticket_core::{
-    Identity, MemoryStore, RedisConfig, RedisStore, Session, SessionLimit, Store, StoreError,
-    Ticket,
+    Identity, MemoryStore, Redemption, RedisConfig, RedisStore, Session, SessionLimit, Store,
+    StoreError, Ticket,
 };
 
 /// A store under test, and the server behind it when there is one.
@@ -110,6 +110,12 @@ fn ids(sessions: &[Session]) -> Vec<&str> {
     sessions.iter().map(|s| s.id.as_str()).collect()
 }
 
+/// A session id no test has used.
+fn fresh_id() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("fresh-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 fn limit(max: usize, evict_oldest: bool) -> Option<SessionLimit> {
     Some(SessionLimit { max, evict_oldest })
 }
@@ -182,6 +188,175 @@ macro_rules! store_contract {
                         winners += usize::from(r.await.unwrap());
                     }
                     assert_eq!(winners, 1, "ticket {id} was taken {winners} times");
+                }
+            }
+
+            #[tokio::test]
+            async fn a_ticket_redeems_into_a_session_once() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                s.insert_ticket("T1", &ticket("jdoe"), LONG).await.unwrap();
+                let Redemption::Started {
+                    ticket: t,
+                    session: started,
+                    evicted,
+                } = s
+                    .redeem_ticket("T1", REALM, LONG, limit(5, false), fresh_id)
+                    .await
+                    .unwrap()
+                else {
+                    panic!("no session")
+                };
+                assert_eq!(t, ticket("jdoe"));
+                assert!(evicted.is_empty());
+                assert_eq!(started.realm, REALM);
+                assert_eq!(started.identity, user("jdoe"));
+                assert_eq!(
+                    s.session(REALM, &started.id).await.unwrap(),
+                    Some(started.clone()),
+                    "the session is live, under the id returned"
+                );
+                assert_eq!(
+                    ids(&s.user_sessions(REALM, &user_key("jdoe")).await.unwrap()),
+                    [started.id.as_str()]
+                );
+                assert_eq!(
+                    ids(&s.sessions(REALM).await.unwrap()),
+                    [started.id.as_str()]
+                );
+                assert_eq!(
+                    s.redeem_ticket("T1", REALM, LONG, None, fresh_id)
+                        .await
+                        .unwrap(),
+                    Redemption::NoTicket,
+                    "spent"
+                );
+                assert_eq!(s.take_ticket("T1").await.unwrap(), None);
+            }
+
+            #[tokio::test]
+            async fn a_ticket_redeemed_in_another_realm_is_consumed_without_a_session() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                s.insert_ticket("T1", &ticket("jdoe"), LONG).await.unwrap();
+                assert_eq!(
+                    s.redeem_ticket("T1", "qps/other", LONG, None, fresh_id)
+                        .await
+                        .unwrap(),
+                    Redemption::WrongRealm(ticket("jdoe"))
+                );
+                assert!(s.sessions("qps/other").await.unwrap().is_empty());
+                assert_eq!(
+                    s.redeem_ticket("T1", REALM, LONG, None, fresh_id)
+                        .await
+                        .unwrap(),
+                    Redemption::NoTicket
+                );
+            }
+
+            #[tokio::test]
+            async fn a_redemption_keeps_the_session_limit() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                for n in 0..2 {
+                    s.insert_session(
+                        &session(REALM, &format!("s{n}"), "jdoe"),
+                        LONG,
+                        limit(2, false),
+                    )
+                    .await
+                    .unwrap();
+                }
+                s.insert_ticket("T1", &ticket("jdoe"), LONG).await.unwrap();
+                assert_eq!(
+                    s.redeem_ticket("T1", REALM, LONG, limit(2, false), fresh_id)
+                        .await
+                        .unwrap(),
+                    Redemption::LimitReached(ticket("jdoe")),
+                );
+                assert_eq!(
+                    s.take_ticket("T1").await.unwrap(),
+                    None,
+                    "spent all the same"
+                );
+                s.insert_ticket("T2", &ticket("jdoe"), LONG).await.unwrap();
+                let Redemption::Started {
+                    session: started,
+                    evicted,
+                    ..
+                } = s
+                    .redeem_ticket("T2", REALM, LONG, limit(2, true), fresh_id)
+                    .await
+                    .unwrap()
+                else {
+                    panic!("no session")
+                };
+                assert_eq!(ids(&evicted), ["s0"]);
+                assert_eq!(
+                    ids(&s.user_sessions(REALM, &user_key("jdoe")).await.unwrap()),
+                    ["s1", started.id.as_str()]
+                );
+            }
+
+            #[tokio::test]
+            async fn a_redemption_never_overwrites_a_live_session() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                s.insert_session(&session(REALM, "taken", "mallory"), LONG, None)
+                    .await
+                    .unwrap();
+                s.insert_ticket("T1", &ticket("jdoe"), LONG).await.unwrap();
+                assert!(matches!(
+                    s.redeem_ticket("T1", REALM, LONG, None, || "taken".to_owned())
+                        .await,
+                    Err(StoreError::Conflict)
+                ));
+                assert_eq!(
+                    s.session(REALM, "taken").await.unwrap().map(|s| s.identity),
+                    Some(user("mallory"))
+                );
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sixteen_concurrent_redemptions_start_one_session() {
+                let Some(b) = $make().await else { return };
+                for n in 0..50 {
+                    let id = format!("race-{n}");
+                    let name = format!("u{n}");
+                    b.store
+                        .insert_ticket(&id, &ticket(&name), LONG)
+                        .await
+                        .unwrap();
+                    let start = Arc::new(tokio::sync::Barrier::new(16));
+                    let racers: Vec<_> = (0..16)
+                        .map(|_| {
+                            let (store, id, start) = (b.store.clone(), id.clone(), start.clone());
+                            tokio::spawn(async move {
+                                start.wait().await;
+                                let r = store.redeem_ticket(
+                                    &id,
+                                    REALM,
+                                    LONG,
+                                    limit(5, false),
+                                    fresh_id,
+                                );
+                                matches!(r.await.unwrap(), Redemption::Started { .. })
+                            })
+                        })
+                        .collect();
+                    let mut winners = 0;
+                    for r in racers {
+                        winners += usize::from(r.await.unwrap());
+                    }
+                    assert_eq!(winners, 1, "ticket {id} was redeemed {winners} times");
+                    assert_eq!(
+                        b.store
+                            .user_sessions(REALM, &user_key(&name))
+                            .await
+                            .unwrap()
+                            .len(),
+                        1
+                    );
                 }
             }
 
@@ -620,7 +795,7 @@ store_contract!(
     timed = #[tokio::test]
 );
 
-/// Redis alone: what happens while the server is away.
+/// Redis alone: a server that is away, and keys an earlier version wrote.
 mod redis_faults {
     use super::*;
 
@@ -690,5 +865,56 @@ mod redis_faults {
             .unwrap();
         assert_eq!(store.take_ticket("T2").await.unwrap(), Some(ticket("jdoe")));
         server.stop();
+    }
+
+    /// A ticket stored by an earlier version (the ticket as one JSON object) still redeems:
+    /// nodes of two versions share one Redis while a site is upgraded.
+    #[tokio::test]
+    async fn a_ticket_stored_by_an_earlier_version_still_redeems() {
+        let Some(server) = tokio::task::spawn_blocking(RedisServer::start)
+            .await
+            .expect("starting redis-server panicked")
+        else {
+            return;
+        };
+        let store = connect(&server, Duration::from_secs(2)).await;
+        let legacy = serde_json::to_string(&ticket("jdoe")).unwrap();
+        for id in ["L1", "L2"] {
+            let key = format!("{}ticket:{id}", store.key_prefix());
+            resp_set(server.port(), &key, &legacy).await;
+        }
+        assert_eq!(store.take_ticket("L1").await.unwrap(), Some(ticket("jdoe")));
+        let Redemption::Started {
+            ticket: t,
+            session: started,
+            ..
+        } = store
+            .redeem_ticket("L2", REALM, LONG, limit(5, false), fresh_id)
+            .await
+            .unwrap()
+        else {
+            panic!("no session")
+        };
+        assert_eq!(t, ticket("jdoe"));
+        assert_eq!(
+            store.session(REALM, &started.id).await.unwrap(),
+            Some(started)
+        );
+    }
+
+    /// `SET key value` in the server's own protocol, bypassing the store.
+    async fn resp_set(port: u16, key: &str, value: &str) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let mut cmd = String::from("*3\r\n$3\r\nSET\r\n");
+        for arg in [key, value] {
+            cmd.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        conn.write_all(cmd.as_bytes()).await.unwrap();
+        let mut reply = [0u8; 5];
+        conn.read_exact(&mut reply).await.unwrap();
+        assert_eq!(&reply, b"+OK\r\n");
     }
 }

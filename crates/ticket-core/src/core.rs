@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::id;
 use crate::model::{Identity, Session, Ticket};
-use crate::store::{SessionLimit, Store, StoreError};
+use crate::store::{Redemption, SessionLimit, Store, StoreError};
 
 /// How long short-lived entries live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +98,22 @@ impl Core {
             .take_ticket(id)
             .await?
             .filter(|t| t.realm == realm))
+    }
+
+    /// Consumes the ticket `id` and, if it was issued for `realm`, starts a session for its
+    /// user under a new GUID, ending after `idle` without use, within the per-user `limit`:
+    /// see [`Store::redeem_ticket`]. A ticket presented in the wrong realm is consumed all
+    /// the same, as with [`Core::redeem`].
+    pub async fn redeem_into_session(
+        &self,
+        realm: &str,
+        id: &str,
+        idle: Duration,
+        limit: Option<SessionLimit>,
+    ) -> Result<Redemption, StoreError> {
+        self.store
+            .redeem_ticket(id, realm, idle, limit, id::guid)
+            .await
     }
 
     /// Remembers `uri` under a new target id and returns the id.

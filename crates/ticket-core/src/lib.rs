@@ -28,4 +28,4 @@ pub use crate::core::{Core, Lifetimes};
 pub use crate::model::{Identity, Session, Ticket};
 #[cfg(feature = "redis")]
 pub use crate::store::redis::{RedisConfig, RedisStore};
-pub use crate::store::{memory::MemoryStore, SessionLimit, Store, StoreError};
+pub use crate::store::{memory::MemoryStore, Redemption, SessionLimit, Store, StoreError};

@@ -106,6 +106,93 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
 
     /// Whether the backend answers (readiness). The in-memory store always does.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Redeems ticket `id` into a session, in one step where the backend can: takes the
+    /// ticket (see [`take_ticket`](Store::take_ticket)) and, if it was issued for `realm`,
+    /// starts a session for its user under an id from `new_id`, ending after `idle`
+    /// without use, within `limit` (see [`insert_session`](Store::insert_session)).
+    ///
+    /// A ticket of another realm is consumed all the same; so is a ticket whose user
+    /// already holds the most sessions allowed. An id that a live session already has is
+    /// replaced by a fresh one, a few times, before the call fails with
+    /// [`StoreError::Conflict`].
+    ///
+    /// The default takes the ticket, then inserts the session: two steps, which a shared
+    /// backend, where each is a round trip, does in one.
+    async fn redeem_ticket(
+        &self,
+        id: &str,
+        realm: &str,
+        idle: Duration,
+        limit: Option<SessionLimit>,
+        new_id: fn() -> String,
+    ) -> Result<Redemption, StoreError> {
+        let Some(ticket) = self.take_ticket(id).await? else {
+            return Ok(Redemption::NoTicket);
+        };
+        start_for_ticket(self, ticket, realm, idle, limit, new_id).await
+    }
+}
+
+/// The second step of a redemption in two steps: `ticket` has been taken; starts its
+/// session if it belongs to `realm` (see [`Store::redeem_ticket`]).
+pub(crate) async fn start_for_ticket<S: Store + ?Sized>(
+    store: &S,
+    ticket: Ticket,
+    realm: &str,
+    idle: Duration,
+    limit: Option<SessionLimit>,
+    new_id: fn() -> String,
+) -> Result<Redemption, StoreError> {
+    if ticket.realm != realm {
+        return Ok(Redemption::WrongRealm(ticket));
+    }
+    let mut session = Session {
+        realm: ticket.realm.clone(),
+        id: String::new(),
+        identity: ticket.identity.clone(),
+    };
+    for _ in 0..SESSION_ID_ATTEMPTS {
+        session.id = new_id();
+        match store.insert_session(&session, idle, limit).await {
+            Ok(evicted) => {
+                return Ok(Redemption::Started {
+                    ticket,
+                    session,
+                    evicted,
+                })
+            }
+            Err(StoreError::Conflict) => continue,
+            Err(StoreError::LimitReached) => return Ok(Redemption::LimitReached(ticket)),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Conflict)
+}
+
+/// How many fresh session ids a redemption tries when one is taken. A GUID drawn from a
+/// CSPRNG colliding with a live one is beyond belief; the retry only keeps the contract
+/// (never overwrite) from becoming an error a user could see.
+pub const SESSION_ID_ATTEMPTS: usize = 4;
+
+/// What [`Store::redeem_ticket`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redemption {
+    /// No live ticket under the id: unknown, used or expired.
+    NoTicket,
+    /// A live ticket issued for another realm, consumed all the same.
+    WrongRealm(Ticket),
+    /// The ticket was consumed, but its user already holds the most sessions allowed.
+    LimitReached(Ticket),
+    /// The ticket was consumed into a new session; `evicted` made room for it.
+    Started {
+        /// The ticket redeemed.
+        ticket: Ticket,
+        /// The new session.
+        session: Session,
+        /// Sessions of the same user ended to make room, oldest first.
+        evicted: Vec<Session>,
+    },
 }
 
 /// How many live sessions one user may hold in a realm, and what happens past that.

@@ -59,7 +59,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script, Value};
 use serde::{Deserialize, Serialize};
 
-use super::{SessionLimit, Store, StoreError};
+use super::{start_for_ticket, Redemption, SessionLimit, Store, StoreError, SESSION_ID_ATTEMPTS};
 use crate::model::{Session, Ticket};
 
 /// How long one store operation may take by default, reconnecting included.
@@ -236,98 +236,236 @@ fn decode_sessions(raw: Vec<String>) -> Result<Vec<Session>, StoreError> {
     raw.iter().map(|v| decode_session(v)).collect()
 }
 
+/// The limit and eviction arguments of the session scripts. As in the memory store, a
+/// limit of zero still admits one session.
+fn limit_args(limit: Option<SessionLimit>) -> (usize, bool) {
+    match limit {
+        Some(l) => (l.max.max(1), l.evict_oldest),
+        None => (0, false),
+    }
+}
+
+/// What a ticket key holds: the JSON texts of the user key, the realm, the identity and
+/// the target URI, separated by tabs (which JSON text never holds raw). A redemption
+/// script compares the realm's text and splices the others into the session's value
+/// without decoding them (see [`REDEEM_TICKET`]).
+fn encode_ticket(ticket: &Ticket) -> Result<String, StoreError> {
+    let json = |r: serde_json::Result<String>| r.map_err(|e| StoreError::Backend(Box::new(e)));
+    let user_key = json(serde_json::to_string(&ticket.identity.user_key()))?;
+    let realm = json(serde_json::to_string(&ticket.realm))?;
+    let identity = json(serde_json::to_string(&ticket.identity))?;
+    let target = json(serde_json::to_string(&ticket.target_uri))?;
+    Ok([user_key, realm, identity, target].join("\t"))
+}
+
+/// A ticket as [`encode_ticket`] stores it, or as earlier versions did (the [`Ticket`] as
+/// one JSON object).
+fn decode_ticket(raw: &str) -> Result<Ticket, StoreError> {
+    let corrupt = |source| {
+        StoreError::Backend(Box::new(Corrupt {
+            what: "ticket",
+            source,
+        }))
+    };
+    let mut parts = raw.split('\t');
+    let (Some(_user_key), Some(realm), Some(identity), Some(target), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return serde_json::from_str(raw).map_err(corrupt);
+    };
+    Ok(Ticket {
+        realm: serde_json::from_str(realm).map_err(corrupt)?,
+        identity: serde_json::from_str(identity).map_err(corrupt)?,
+        target_uri: serde_json::from_str(target).map_err(corrupt)?,
+    })
+}
+
 /// Shared Lua helpers, prepended to the scripts that need them.
 ///
 /// `extend` pushes a key's expiry out to at least `ms` from now and never pulls it in, so
 /// an index outlives every session it names. `sweep` checks `n` members of an index and
 /// drops those whose session key is gone: the `n` at rank `cursor * n` (wrapping), so
-/// successive inserts, whose sequence numbers count up, walk the whole index `n` members
-/// at a time. (A walk by rank costs a few microseconds in Redis where `ZRANDMEMBER` on a
-/// large index costs ten; either way each insert looks at `n` members.)
+/// successive sweeps, whose cursors count up, walk the whole index `n` members at a time.
+/// (A walk by rank costs a few microseconds in Redis where `ZRANDMEMBER` on a large index
+/// costs ten.) It returns the index's size before the sweep.
+///
+/// Numbers go to `redis.call` as text (`int`): Lua turns a number argument into text with
+/// the C library's floating-point formatter, which costs Redis about a microsecond each.
 const LUA_HELPERS: &str = r#"
+local function int(n)
+  return string.format('%d', n)
+end
 local function extend(key, ms)
   if redis.call('PTTL', key) < ms then
-    redis.call('PEXPIRE', key, ms)
+    redis.call('PEXPIRE', key, int(ms))
   end
 end
 local function sweep(index, base, n, cursor)
   local size = redis.call('ZCARD', index)
   if size == 0 then
-    return
+    return 0
   end
   local from = (cursor * n) % size
-  for _, id in ipairs(redis.call('ZRANGE', index, from, from + n - 1)) do
+  for _, id in ipairs(redis.call('ZRANGE', index, int(from), int(from + n - 1))) do
     if redis.call('EXISTS', base .. id) == 0 then
       redis.call('ZREM', index, id)
     end
   end
+  return size
 end
 "#;
 
-/// Inserts a session, within a per-user limit.
+/// Inserts a session, within a per-user limit: the function both the session API's insert
+/// and a redemption call, prepended to their scripts with [`LUA_HELPERS`].
+///
+/// Arguments: the session key, the user's index, the realm index, the sequence counter,
+/// the value to store, the idle time in milliseconds (as text), the limit (`0`: none),
+/// whether to evict (`true`/`false`), the session key base, the session id, the user key.
+///
+/// With a limit, walks the user's index oldest first, dropping members whose session has
+/// ended or now belongs to someone else, and counts the live ones. Then, in this order:
+/// refuses with `limit` if the new session would pass the limit and eviction is off;
+/// refuses with `conflict` if the id is live; ends the oldest sessions to make room; and
+/// stores the new session under the next sequence number in both indexes. Returns `ok`
+/// and the stored values of the evicted sessions, oldest first. Without a limit the user's
+/// index is only swept for dead members, a few at a time.
+///
+/// Every command a script calls costs Redis a microsecond or two beyond its own work, and
+/// this runs for every login, so it calls as few as it can: the realm index is swept on
+/// one insert in four, eight members at a time (two per insert, which keeps the dead
+/// members of an index at most as many as the live ones), and a user index that did not
+/// exist gets its expiry without first being asked for one.
+const INSERT_SESSION_FN: &str = r#"
+local function insert_session(key, user_index, realm_index, seq_key, value, idle_ms, max, evict, base, id, user_key)
+  local idle = tonumber(idle_ms)
+  local seq = redis.call('INCR', seq_key)
+  local score = int(seq)
+  local live = {}
+  local new_user = false
+  if max > 0 then
+    local members = redis.call('ZRANGE', user_index, '0', '-1')
+    new_user = #members == 0
+    for _, member in ipairs(members) do
+      local v = redis.call('GET', base .. member)
+      if v and cjson.decode(v)['user_key'] == user_key then
+        live[#live + 1] = {member, v}
+      else
+        redis.call('ZREM', user_index, member)
+        if not v then
+          redis.call('ZREM', realm_index, member)
+        end
+      end
+    end
+  else
+    new_user = sweep(user_index, base, 3, seq) == 0
+  end
+  local excess = 0
+  if max > 0 then
+    excess = #live + 1 - max
+  end
+  if excess > 0 and not evict then
+    return 'limit', {}
+  end
+  -- Before ending anyone's session, make sure the new one can be stored; without
+  -- evictions the `SET NX` below finds out by itself.
+  if excess > 0 and redis.call('EXISTS', key) == 1 then
+    return 'conflict', {}
+  end
+  local evicted = {}
+  for i = 1, excess do
+    local member, v = live[i][1], live[i][2]
+    redis.call('DEL', base .. member)
+    redis.call('ZREM', user_index, member)
+    redis.call('ZREM', realm_index, member)
+    evicted[#evicted + 1] = v
+  end
+  if seq % 4 == 0 then
+    sweep(realm_index, base, 8, seq / 4)
+  end
+  if not redis.call('SET', key, value, 'PX', idle_ms, 'NX') then
+    return 'conflict', {}
+  end
+  redis.call('ZADD', user_index, score, id)
+  redis.call('ZADD', realm_index, score, id)
+  if new_user then
+    redis.call('PEXPIRE', user_index, idle_ms)
+  else
+    extend(user_index, idle)
+  end
+  extend(realm_index, idle)
+  return 'ok', evicted
+end
+"#;
+
+/// Inserts a session for the session API: [`INSERT_SESSION_FN`].
 ///
 /// KEYS: session key, user index, realm index, sequence counter.
 /// ARGV: stored value, idle ms, limit (`0`: none), evict (`1`/`0`), session key base,
 /// session id, user key.
 ///
-/// With a limit, walks the user's index oldest first, dropping members whose session has
-/// ended or now belongs to someone else, and counts the live ones. Then, in this order:
-/// refuses with `LIMIT` if the new session would pass the limit and eviction is off;
-/// refuses with `CONFLICT` if the id is live; ends the oldest sessions to make room; and
-/// stores the new session under the next sequence number in both indexes. Returns the
-/// stored values of the evicted sessions, oldest first. Without a limit the user's index
-/// is only swept for dead members, a few at a time.
+/// Returns the evicted values, or the error `LIMIT` or `CONFLICT`.
 const INSERT_SESSION: &str = r#"
-local idle = tonumber(ARGV[2])
-local max = tonumber(ARGV[3])
-local base = ARGV[5]
-local seq = redis.call('INCR', KEYS[4])
-local live = {}
-if max > 0 then
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-    local v = redis.call('GET', base .. id)
-    if v and cjson.decode(v)['user_key'] == ARGV[7] then
-      live[#live + 1] = {id, v}
-    else
-      redis.call('ZREM', KEYS[2], id)
-      if not v then
-        redis.call('ZREM', KEYS[3], id)
-      end
-    end
-  end
-else
-  sweep(KEYS[2], base, 3, seq)
-end
-local excess = 0
-if max > 0 then
-  excess = #live + 1 - max
-end
-if excess > 0 and ARGV[4] ~= '1' then
+local status, evicted = insert_session(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2],
+  tonumber(ARGV[3]), ARGV[4] == '1', ARGV[5], ARGV[6], ARGV[7])
+if status == 'limit' then
   return redis.error_reply('LIMIT the user already has the maximum number of sessions')
+elseif status == 'conflict' then
+  return redis.error_reply('CONFLICT a session with this id already exists')
 end
-local conflict = 'CONFLICT a session with this id already exists'
--- Before ending anyone's session, make sure the new one can be stored; without
--- evictions the `SET NX` below finds out by itself.
-if excess > 0 and redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.error_reply(conflict)
-end
-local evicted = {}
-for i = 1, excess do
-  local id, v = live[i][1], live[i][2]
-  redis.call('DEL', base .. id)
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('ZREM', KEYS[3], id)
-  evicted[#evicted + 1] = v
-end
-sweep(KEYS[3], base, 3, seq)
-if not redis.call('SET', KEYS[1], ARGV[1], 'PX', idle, 'NX') then
-  return redis.error_reply(conflict)
-end
-redis.call('ZADD', KEYS[2], seq, ARGV[6])
-redis.call('ZADD', KEYS[3], seq, ARGV[6])
-extend(KEYS[2], idle)
-extend(KEYS[3], idle)
 return evicted
+"#;
+
+/// Redeems a ticket into a session in one step, saving a login a round trip.
+///
+/// KEYS: ticket key, session key, realm index, sequence counter.
+/// ARGV: the realm as JSON, the session id as JSON, idle ms, limit (`0`: none), evict
+/// (`1`/`0`), session key base, session id, user index base.
+///
+/// Returns `{status, ticket, evicted…}`:
+/// - `conflict`: a live session has the id; the ticket is left alone (nothing else).
+/// - `none`: no ticket under the key (nothing else).
+/// - `realm`: the ticket is another realm's; it is consumed.
+/// - `legacy`: the ticket is in the form earlier versions stored (plain JSON); it is
+///   consumed, and the caller starts the session itself.
+/// - `limit`: the user holds the most sessions allowed; the ticket is consumed.
+/// - `ok`: the session is stored; the values it evicted follow the ticket.
+///
+/// The session's value is spliced from the JSON texts the ticket was stored as (see
+/// [`encode_ticket`]) rather than decoded and encoded again: Lua's JSON library cannot
+/// tell an empty array from an empty object.
+const REDEEM_TICKET: &str = r#"
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return {'conflict'}
+end
+local raw = redis.call('GETDEL', KEYS[1])
+if not raw then
+  return {'none'}
+end
+local user_key_json, realm_json, identity_json = string.match(raw, '^([^\t]*)\t([^\t]*)\t([^\t]*)\t')
+if not user_key_json then
+  return {'legacy', raw}
+end
+if realm_json ~= ARGV[1] then
+  return {'realm', raw}
+end
+local user_key = cjson.decode(user_key_json)
+local value = '{"idle_ms":' .. ARGV[3] .. ',"user_key":' .. user_key_json ..
+  ',"session":{"realm":' .. realm_json .. ',"id":' .. ARGV[2] ..
+  ',"identity":' .. identity_json .. '}}'
+local status, evicted = insert_session(KEYS[2], ARGV[8] .. user_key, KEYS[3], KEYS[4], value,
+  ARGV[3], tonumber(ARGV[4]), ARGV[5] == '1', ARGV[6], ARGV[7], user_key)
+if status ~= 'ok' then
+  return {status, raw}
+end
+local out = {'ok', raw}
+for _, v in ipairs(evicted) do
+  out[#out + 1] = v
+end
+return out
 "#;
 
 /// Returns a live session and restarts its idle timeout, in one step.
@@ -342,7 +480,7 @@ if not v then
 end
 local stored = cjson.decode(v)
 local idle = tonumber(string.format('%d', stored['idle_ms']))
-redis.call('PEXPIRE', KEYS[1], idle)
+redis.call('PEXPIRE', KEYS[1], int(idle))
 extend(KEYS[2], idle)
 extend(ARGV[1] .. stored['user_key'], idle)
 return v
@@ -369,7 +507,7 @@ return v
 /// (for a user's index) or `0` for any (for a realm's index), user key.
 const LIST_SESSIONS: &str = r#"
 local out = {}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], '0', '-1')) do
   local v = redis.call('GET', ARGV[1] .. id)
   if v and (ARGV[2] ~= '1' or cjson.decode(v)['user_key'] == ARGV[3]) then
     out[#out + 1] = v
@@ -388,7 +526,7 @@ return out
 /// values oldest first.
 const REMOVE_USER_SESSIONS: &str = r#"
 local out = {}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], '0', '-1')) do
   local key = ARGV[1] .. id
   local v = redis.call('GET', key)
   if v and cjson.decode(v)['user_key'] == ARGV[2] then
@@ -406,6 +544,7 @@ return out
 /// The scripts, hashed once; `EVALSHA` loads them again after a server restart.
 struct Scripts {
     insert_session: Script,
+    redeem_ticket: Script,
     touch_session: Script,
     remove_session: Script,
     list_sessions: Script,
@@ -413,9 +552,10 @@ struct Scripts {
 }
 
 impl Scripts {
-    fn sources() -> [String; 5] {
+    fn sources() -> [String; 6] {
         [
-            format!("{LUA_HELPERS}{INSERT_SESSION}"),
+            format!("{LUA_HELPERS}{INSERT_SESSION_FN}{INSERT_SESSION}"),
+            format!("{LUA_HELPERS}{INSERT_SESSION_FN}{REDEEM_TICKET}"),
             format!("{LUA_HELPERS}{TOUCH_SESSION}"),
             REMOVE_SESSION.to_owned(),
             LIST_SESSIONS.to_owned(),
@@ -424,9 +564,10 @@ impl Scripts {
     }
 
     fn new() -> Self {
-        let [insert, touch, remove, list, remove_user] = Self::sources();
+        let [insert, redeem, touch, remove, list, remove_user] = Self::sources();
         Scripts {
             insert_session: Script::new(&insert),
+            redeem_ticket: Script::new(&redeem),
             touch_session: Script::new(&touch),
             remove_session: Script::new(&remove),
             list_sessions: Script::new(&list),
@@ -551,8 +692,8 @@ impl Store for RedisStore {
         ticket: &Ticket,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let json = serde_json::to_string(ticket).map_err(|e| StoreError::Backend(Box::new(e)))?;
-        self.set_new("insert_ticket", self.keys.ticket(id), &json, ttl)
+        let value = encode_ticket(ticket)?;
+        self.set_new("insert_ticket", self.keys.ticket(id), &value, ttl)
             .await
     }
 
@@ -566,15 +707,7 @@ impl Store for RedisStore {
                 async move { cmd.query_async(&mut conn).await },
             )
             .await?;
-        raw.map(|json| {
-            serde_json::from_str(&json).map_err(|source| {
-                StoreError::Backend(Box::new(Corrupt {
-                    what: "ticket",
-                    source,
-                }))
-            })
-        })
-        .transpose()
+        raw.as_deref().map(decode_ticket).transpose()
     }
 
     async fn insert_target(&self, id: &str, uri: &str, ttl: Duration) -> Result<(), StoreError> {
@@ -600,11 +733,7 @@ impl Store for RedisStore {
         let value = encode_session(session, &user_key, idle)?;
         let realm = &session.realm;
         let base = self.keys.session_base(realm);
-        let (max, evict) = match limit {
-            // As in the memory store, a limit of zero still admits one session.
-            Some(l) => (l.max.max(1), l.evict_oldest),
-            None => (0, false),
-        };
+        let (max, evict) = limit_args(limit);
         let mut conn = self.conn.clone();
         let mut call = self
             .scripts
@@ -707,6 +836,70 @@ impl Store for RedisStore {
             })
             .await?;
         decode_sessions(raw)
+    }
+
+    async fn redeem_ticket(
+        &self,
+        id: &str,
+        realm: &str,
+        idle: Duration,
+        limit: Option<SessionLimit>,
+        new_id: fn() -> String,
+    ) -> Result<Redemption, StoreError> {
+        let json = |v: &str| serde_json::to_string(v).map_err(|e| StoreError::Backend(Box::new(e)));
+        let realm_json = json(realm)?;
+        let base = self.keys.session_base(realm);
+        let (max, evict) = limit_args(limit);
+        for _ in 0..SESSION_ID_ATTEMPTS {
+            let session_id = new_id();
+            let mut conn = self.conn.clone();
+            let mut call = self.scripts.redeem_ticket.key(self.keys.ticket(id));
+            call.key([&base, session_id.as_str()].concat())
+                .key(self.keys.realm(realm))
+                .key(self.keys.seq())
+                .arg(&realm_json)
+                .arg(json(&session_id)?)
+                .arg(millis(idle))
+                .arg(max)
+                .arg(if evict { "1" } else { "0" })
+                .arg(&base)
+                .arg(&session_id)
+                .arg(self.keys.user_base(realm));
+            let reply: Vec<String> = self
+                .bounded("redeem_ticket", async move {
+                    call.invoke_async(&mut conn).await
+                })
+                .await?;
+            let mut reply = reply.into_iter();
+            let status = reply.next().unwrap_or_default();
+            let ticket = reply.next().as_deref().map(decode_ticket).transpose()?;
+            return Ok(match (status.as_str(), ticket) {
+                ("conflict", _) => continue,
+                ("none", _) => Redemption::NoTicket,
+                ("realm", Some(ticket)) => Redemption::WrongRealm(ticket),
+                ("limit", Some(ticket)) => Redemption::LimitReached(ticket),
+                ("ok", Some(ticket)) => Redemption::Started {
+                    session: Session {
+                        realm: realm.to_owned(),
+                        id: session_id,
+                        identity: ticket.identity.clone(),
+                    },
+                    ticket,
+                    evicted: decode_sessions(reply.collect())?,
+                },
+                // Stored by an earlier version, in a form the script cannot splice: the
+                // ticket is consumed; the session is started in a second step.
+                ("legacy", Some(ticket)) => {
+                    return start_for_ticket(self, ticket, realm, idle, limit, new_id).await
+                }
+                (other, _) => {
+                    return Err(StoreError::Backend(
+                        format!("unexpected reply from redeem_ticket: {other:?}").into(),
+                    ))
+                }
+            });
+        }
+        Err(StoreError::Conflict)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

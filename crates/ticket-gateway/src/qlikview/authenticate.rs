@@ -8,7 +8,7 @@
 use std::future::Future;
 
 use http::{Request, Response};
-use ticket_core::Session;
+use ticket_core::{Redemption, Session};
 
 use super::error::QvError;
 use super::{current_session, set_session_cookie, REALM};
@@ -146,24 +146,32 @@ async fn redeem(
     ticket: &str,
     conn: &Conn,
 ) -> Result<Option<Session>, ticket_core::StoreError> {
-    let redeemed = gw.core().redeem(REALM, ticket).await?;
-    audit::ticket_redeemed(
-        "qlikview",
-        "",
-        redeemed.as_ref().map(|t| &t.identity),
-        ticket,
-        conn,
-    );
-    let Some(ticket) = redeemed else {
-        return Ok(None);
-    };
     let idle = gw.settings().qlikview.session_inactivity_timeout;
-    let (session, _) = gw
+    let redeemed = gw
         .core()
-        .start_session(REALM, ticket.identity, idle, None)
+        .redeem_into_session(REALM, ticket, idle, None)
         .await?;
-    audit::session_started("qlikview", "", &session.identity, &session.id, conn);
-    Ok(Some(session))
+    let redeemed_by = |identity| audit::ticket_redeemed("qlikview", "", identity, ticket, conn);
+    match redeemed {
+        Redemption::Started {
+            ticket: spent,
+            session,
+            ..
+        } => {
+            redeemed_by(Some(&spent.identity));
+            audit::session_started("qlikview", "", &session.identity, &session.id, conn);
+            Ok(Some(session))
+        }
+        // No limit is asked for, so this cannot happen; it would start nothing.
+        Redemption::LimitReached(spent) => {
+            redeemed_by(Some(&spent.identity));
+            Ok(None)
+        }
+        Redemption::NoTicket | Redemption::WrongRealm(_) => {
+            redeemed_by(None);
+            Ok(None)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::future::Future;
 
 use http::header::{HeaderValue, SET_COOKIE};
 use http::{Request, Response, StatusCode};
-use ticket_core::{Session, StoreError};
+use ticket_core::{Redemption, Session, StoreError};
 
 use crate::audit;
 use crate::config::VirtualProxy;
@@ -119,7 +119,8 @@ where
     }
 }
 
-/// Consumes `ticket` and starts a session for its user, within the per-user limit.
+/// Consumes `ticket` and starts a session for its user, within the per-user limit: one
+/// step for the store (one round trip for Redis).
 async fn redeem(
     gw: &Gateway,
     vp: &VirtualProxy,
@@ -128,38 +129,35 @@ async fn redeem(
 ) -> Result<Session, Refusal> {
     let redeemed = gw
         .core()
-        .redeem(&vp.realm, ticket)
-        .await
-        .map_err(|e| store_failed(&e))?;
-    audit::ticket_redeemed(
-        "qps",
-        &vp.prefix,
-        redeemed.as_ref().map(|t| &t.identity),
-        ticket,
-        conn,
-    );
-    let ticket = redeemed.ok_or(Refusal::Login)?;
-    let started = gw
-        .core()
-        .start_session(
+        .redeem_into_session(
             &vp.realm,
-            ticket.identity,
+            ticket,
             vp.session_inactivity_timeout,
             Some(vp.session_limit),
         )
-        .await;
-    match started {
-        Ok((session, evicted)) => {
+        .await
+        .map_err(|e| store_failed(&e))?;
+    let identity = match &redeemed {
+        Redemption::Started { ticket, .. } | Redemption::LimitReached(ticket) => {
+            Some(&ticket.identity)
+        }
+        Redemption::NoTicket | Redemption::WrongRealm(_) => None,
+    };
+    audit::ticket_redeemed("qps", &vp.prefix, identity, ticket, conn);
+    match redeemed {
+        Redemption::Started {
+            session, evicted, ..
+        } => {
             session_started(gw, vp, &session, evicted, conn);
             Ok(session)
         }
-        Err(StoreError::LimitReached) => {
+        Redemption::LimitReached(_) => {
             crate::metrics::ticket_refused("qps", &vp.prefix, "too_many_sessions");
             tracing::info!(target: "audit", event = "session_refused", dialect = "qps", vp = vp.prefix.as_str(),
                 peer = conn.peer_text(), outcome = "refused", reason = "UsageDenied: too many sessions");
             Err(Refusal::TooManySessions)
         }
-        Err(e) => Err(store_failed(&e)),
+        Redemption::NoTicket | Redemption::WrongRealm(_) => Err(Refusal::Login),
     }
 }
 
