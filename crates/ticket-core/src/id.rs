@@ -39,12 +39,13 @@ pub fn qps_ticket() -> String {
 /// known client parser accepts.
 pub fn web_ticket() -> String {
     let bytes: [u8; WEB_TICKET_LEN / 2] = rand::rng().random();
-    let mut out = String::with_capacity(WEB_TICKET_LEN);
-    for b in bytes {
-        out.push(char::from(HEX_UPPER[usize::from(b >> 4)]));
-        out.push(char::from(HEX_UPPER[usize::from(b & 0x0f)]));
+    let mut hex = [0u8; WEB_TICKET_LEN];
+    for (pair, b) in hex.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX_UPPER[usize::from(b >> 4)];
+        pair[1] = HEX_UPPER[usize::from(b & 0x0f)];
     }
-    out
+    // Hex digits only: always ASCII.
+    String::from_utf8(hex.to_vec()).unwrap_or_default()
 }
 
 /// A new random (version 4) GUID in the lowercase, hyphenated form .NET prints, used for

@@ -340,24 +340,53 @@ fn hex(b: u8) -> Option<u8> {
 
 /// Escapes text for HTML element content and attribute values.
 pub fn html_escape(s: &str) -> Cow<'_, str> {
-    if !s
-        .bytes()
-        .any(|b| matches!(b, b'<' | b'>' | b'&' | b'"' | b'\''))
-    {
+    if first_html_special(s.as_bytes()).is_none() {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
+    push_html_escaped(&mut out, s);
     Cow::Owned(out)
+}
+
+/// [`html_escape`] appended to `out`: runs without a special character are copied whole.
+pub fn push_html_escaped(out: &mut String, s: &str) {
+    let mut rest = s;
+    while let Some(i) = first_html_special(rest.as_bytes()) {
+        out.push_str(&rest[..i]);
+        out.push_str(match rest.as_bytes()[i] {
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'&' => "&amp;",
+            b'"' => "&quot;",
+            _ => "&#39;",
+        });
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
+}
+
+/// Where the first of `<>&"'` is, eight bytes at a time (see [`crate::logscan`]).
+fn first_html_special(b: &[u8]) -> Option<usize> {
+    use crate::logscan::equal;
+    let special = |c: u8| matches!(c, b'<' | b'>' | b'&' | b'"' | b'\'');
+    let mut words = b.chunks_exact(8);
+    let mut at = 0;
+    for w in &mut words {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(w);
+        let w = u64::from_le_bytes(word);
+        let flagged =
+            equal(w, b'<') | equal(w, b'>') | equal(w, b'&') | equal(w, b'"') | equal(w, b'\'');
+        if flagged != 0 {
+            return Some(at + (flagged.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&c| special(c))
+        .map(|i| at + i)
 }
 
 #[cfg(test)]
@@ -441,6 +470,28 @@ mod tests {
             Some("a=1&b=%20x")
         );
         assert_eq!(query_without(Some("qlikTicket=A"), "qlikticket"), None);
+    }
+
+    #[test]
+    fn html_escapes_every_special_wherever_it_falls() {
+        let plain = "abcdefghijklmnopqrstuvwxyzé01";
+        for at in 0..=plain.len() {
+            if !plain.is_char_boundary(at) {
+                continue;
+            }
+            for (special, escaped) in [
+                ('<', "&lt;"),
+                ('>', "&gt;"),
+                ('&', "&amp;"),
+                ('"', "&quot;"),
+                ('\'', "&#39;"),
+            ] {
+                let s = format!("{}{special}{}", &plain[..at], &plain[at..]);
+                let want = format!("{}{escaped}{}", &plain[..at], &plain[at..]);
+                assert_eq!(html_escape(&s), want);
+            }
+        }
+        assert!(matches!(html_escape(plain), Cow::Borrowed(_)));
     }
 
     #[test]

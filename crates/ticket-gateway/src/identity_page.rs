@@ -5,7 +5,7 @@ use http::header::ACCEPT;
 use http::{HeaderMap, Response, StatusCode};
 use ticket_core::Identity;
 
-use crate::http::{html_escape, respond, Body, HTML, JSON};
+use crate::http::{push_html_escaped, respond, Body, HTML, JSON};
 use crate::qps::json::write_string;
 
 /// Renders the identity page for `identity` at `path`. `label` is the virtual proxy prefix
@@ -85,10 +85,10 @@ fn html(path: &str, label: Option<&str>, identity: &Identity) -> String {
     let mut row = |k: &[&str], v: &str| {
         out.push_str("<tr><th>");
         for part in k {
-            out.push_str(&html_escape(part));
+            push_html_escaped(&mut out, part);
         }
         out.push_str("</th><td>");
-        out.push_str(&html_escape(v));
+        push_html_escaped(&mut out, v);
         out.push_str("</td></tr>");
     };
     match identity {

@@ -37,17 +37,24 @@ where
             Err(QvError::InvalidCall("untrusted_caller"))
         };
         match issued {
-            Ok(ticket) => respond(
-                StatusCode::OK,
-                XML,
-                format!("<Global><_retval_>{ticket}</_retval_></Global>"),
-            ),
+            Ok(ticket) => respond(StatusCode::OK, XML, reply(&ticket)),
             Err(e) => {
                 audit::ticket_refused("qlikview", "", conn, e.label());
                 e.into_response(qv)
             }
         }
     }
+}
+
+/// `<Global><_retval_>TICKET</_retval_></Global>`, exactly: no declaration, no whitespace.
+fn reply(ticket: &str) -> String {
+    const OPEN: &str = "<Global><_retval_>";
+    const CLOSE: &str = "</_retval_></Global>";
+    let mut out = String::with_capacity(OPEN.len() + ticket.len() + CLOSE.len());
+    out.push_str(OPEN);
+    out.push_str(ticket);
+    out.push_str(CLOSE);
+    out
 }
 
 async fn issue<B>(gw: &Gateway, body: B, conn: &Conn) -> Result<String, QvError>
