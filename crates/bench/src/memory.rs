@@ -6,7 +6,9 @@
 //! is the cost per live ticket as the operator sees it: entry, key, index and allocator
 //! overhead together. The fill is pipelined over many connections so a million tickets
 //! take seconds, not minutes. Then `qps-issue` p99 is measured on the full gateway and on
-//! an empty one.
+//! an empty one, alternately, `reps` times each (a fresh empty gateway every time), and
+//! the median of the ratios is reported: a single p99 on this shared machine varies by a
+//! third from one run to the next.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +36,9 @@ pub struct Options {
     /// Live tickets to fill each gateway with.
     #[arg(long, env = "BENCH_TICKETS", default_value_t = 1_000_000)]
     pub tickets: u64,
+    /// Measurements of p99 on each store, alternated.
+    #[arg(long, env = "BENCH_REPS", default_value_t = 3)]
+    pub reps: usize,
 }
 
 /// Runs the measurement; returns the report lines.
@@ -56,24 +61,40 @@ pub async fn run(opts: &Options, launcher: &Launcher) -> Result<Vec<String>, Str
     eprintln!(
         "bench: memory: qps-issue on an empty store, then {n} QPS tickets, then {n} web tickets"
     );
-    // Empty store first, on its own gateway.
-    let gw = launcher.gateway(&path)?;
-    let empty = issue_p99(opts, gw.api, gw.proc.pid).await?;
-    drop(gw);
-
-    let gw = launcher.gateway(&path)?;
+    let full = launcher.gateway(&path)?;
     let (per_ticket, took) =
-        fill_and_weigh(gw.proc.pid, n, gw.api, issue_request(gw.api), 201).await?;
+        fill_and_weigh(full.proc.pid, n, full.api, issue_request(full.api), 201).await?;
     say(format!(
         "memory: {n} live QPS tickets: {per_ticket:.0} bytes per live ticket (fill {took:.1} s, {:.0}/s)",
         n as f64 / took
     ));
-    let full = issue_p99(opts, gw.api, gw.proc.pid).await?;
-    drop(gw);
-    let (e, f) = (empty.quantile_us(0.99), full.quantile_us(0.99));
+    // Each empty-store measurement on a gateway of its own, started for it; the full one
+    // keeps its tickets (and gains the ones each measurement issues).
+    let (mut empties, mut fulls) = (Vec::new(), Vec::new());
+    for rep in 1..=opts.reps.max(1) {
+        let gw = launcher.gateway(&path)?;
+        let e = issue_p99(opts, gw.api, gw.proc.pid)
+            .await?
+            .quantile_us(0.99);
+        drop(gw);
+        let f = issue_p99(opts, full.api, full.proc.pid)
+            .await?
+            .quantile_us(0.99);
+        eprintln!(
+            "bench: memory: qps-issue p99 rep {rep}: {e:.1} µs empty, {f:.1} µs with {n}+ live tickets"
+        );
+        empties.push(e);
+        fulls.push(f);
+    }
+    drop(full);
+    let ratios: Vec<f64> = fulls.iter().zip(&empties).map(|(f, e)| f / e).collect();
     say(format!(
-        "memory: qps-issue p99 {e:.1} µs on an empty store, {f:.1} µs with {n} live tickets: ratio {:.2}",
-        f / e
+        "memory: qps-issue p99 {:.1} µs on an empty store, {:.1} µs with {n} or more live \
+         tickets (medians of {}): ratio {:.2} (median of the alternated pairs)",
+        median(&empties),
+        median(&fulls),
+        empties.len(),
+        median(&ratios)
     ));
 
     let gw = launcher.gateway(&path)?;
@@ -85,6 +106,11 @@ pub async fn run(opts: &Options, launcher: &Launcher) -> Result<Vec<String>, Str
         n as f64 / took
     ));
     Ok(lines)
+}
+
+/// The median of `values` (see [`crate::report::median`]).
+fn median(values: &[f64]) -> f64 {
+    crate::report::median(values.to_vec()).unwrap_or(f64::NAN)
 }
 
 /// Settles, reads RSS, issues `n` tickets, reads RSS again: `(bytes per ticket, seconds)`.

@@ -197,6 +197,7 @@ pub async fn run(opts: &Options, launcher: &Launcher) -> Result<(), String> {
         let m = memory::Options {
             common: opts.common.clone(),
             tickets: opts.tickets,
+            reps: opts.reps,
         };
         match memory::run(&m, launcher).await {
             Ok(lines) => lines,
