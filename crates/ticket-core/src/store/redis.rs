@@ -13,7 +13,7 @@
 //!
 //! | key                          | type   | value                                        | expiry        |
 //! |------------------------------|--------|----------------------------------------------|---------------|
-//! | `P ticket:<id>`              | string | [`Ticket`] as JSON                           | `PX` ttl      |
+//! | `P ticket:<id>`              | string | JSON of user key, realm, identity, target, tab-separated | `PX` ttl |
 //! | `P target:<id>`              | string | the URI                                      | `PX` ttl      |
 //! | `P session:<realm>:<id>`     | string | `{"idle_ms", "user_key", "session"}` as JSON | `PX` idle     |
 //! | `P user:<realm>:<user_key>`  | zset   | session ids scored by creation sequence      | ≥ its members |
@@ -26,7 +26,8 @@
 //!
 //! - **Tickets** are inserted with `SET NX PX` (a live id is never overwritten) and taken
 //!   with `GETDEL`: of any number of racing redemptions, Redis runs one `GETDEL` first and
-//!   every other one finds nothing.
+//!   every other one finds nothing. A redemption takes the ticket and inserts its session
+//!   in one script (`REDEEM_TICKET`), so the same holds for it.
 //! - **Target ids** are `SET NX PX` and plain `GET`s: they may be read any number of times.
 //! - **Sessions** carry their idle timeout inside the value, so touching one is a script
 //!   that reads it and restarts its expiry in the same step; a session about to expire is
