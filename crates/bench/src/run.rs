@@ -14,9 +14,13 @@
 //! The default virtual proxy has no upstream: `qps-issue-redeem` measures the ticket
 //! exchange itself, the redeeming request answered by the gateway's identity page.
 //!
-//! Features other engineers are still adding (the `upstream` key, the session API, the
-//! Redis store) are probed first; a workload whose feature is missing is skipped with a
-//! note instead of failing the run.
+//! The Redis store is compared with the memory store in the same way: both gateways stay
+//! up and `qps-issue-redeem` alternates between them, so the Redis row's ratio is taken
+//! between windows seconds apart, not between suites minutes apart.
+//!
+//! What a workload needs (the `upstream` key, the session API, the Redis store) is probed
+//! first; a workload the gateway cannot run is skipped with a note instead of failing the
+//! run.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -174,13 +178,17 @@ pub async fn run(opts: &Options, launcher: &Launcher) -> Result<(), String> {
         }
     }
     match opts.store {
-        Some(StoreChoice::Redis) => bench.redis_suite(&selected).await?,
-        Some(StoreChoice::Memory) => bench.memory_suite(&selected).await?,
-        None => {
+        Some(StoreChoice::Redis) => bench.redis_suite(&selected, None).await?,
+        Some(StoreChoice::Memory) => {
             bench.memory_suite(&selected).await?;
+        }
+        None => {
+            let memory = bench.memory_suite(&selected).await?;
             if selected.contains(&Workload::QpsIssueRedeem) {
                 if procs::on_path("redis-server") {
-                    bench.redis_suite(&[Workload::QpsIssueRedeem]).await?;
+                    bench
+                        .redis_suite(&[Workload::QpsIssueRedeem], memory.as_ref())
+                        .await?;
                 } else {
                     bench.note("Redis run skipped: no redis-server installed".into());
                 }
@@ -227,17 +235,24 @@ impl Bench<'_> {
         self.notes.push(note);
     }
 
-    async fn memory_suite(&mut self, workloads: &[Workload]) -> Result<(), String> {
+    /// Runs the workloads on a memory-store gateway and hands it back, still running, for
+    /// the Redis comparison.
+    async fn memory_suite(&mut self, workloads: &[Workload]) -> Result<Option<Subject>, String> {
         let Some(subject) = self.start("gateway-memory", None, Vec::new()).await? else {
-            return Ok(());
+            return Ok(None);
         };
         self.suite(&subject, workloads).await;
-        Ok(())
+        Ok(Some(subject))
     }
 
-    /// With a Redis store: on `BENCH_REDIS_URL`, else on a private redis-server. Adds a
-    /// Redis-over-memory row for every workload measured on both.
-    async fn redis_suite(&mut self, workloads: &[Workload]) -> Result<(), String> {
+    /// With a Redis store: on `BENCH_REDIS_URL`, else on a private redis-server. With the
+    /// memory-store gateway still running, each workload is then measured on both stores
+    /// alternately (memory, Redis, memory, Redis, ...) for a Redis-over-memory row.
+    async fn redis_suite(
+        &mut self,
+        workloads: &[Workload],
+        memory: Option<&Subject>,
+    ) -> Result<(), String> {
         let (_redis, url, deps) = match &self.opts.redis_url {
             Some(url) => (None, url.clone(), Vec::new()),
             None => {
@@ -250,23 +265,51 @@ impl Bench<'_> {
             return Ok(());
         };
         self.suite(&subject, workloads).await;
-        for w in workloads {
-            let find = |store: &str| {
-                self.rows
-                    .iter()
-                    .find(|r| r.workload == w.name() && r.store == store && r.reference != "memory")
-            };
-            if let (Some(m), Some(r)) = (find("memory"), find("redis")) {
-                let ratio = |a: Option<f64>, b: Option<f64>| Some(b? / a?);
-                let row = Row {
-                    reference: "memory".into(),
-                    rps_ratio: Some(r.rps / m.rps),
-                    cpu_ratio: ratio(m.cpu_us, r.cpu_us),
-                    ..r.clone()
-                };
-                self.rows.push(row);
+        if let Some(memory) = memory {
+            for &w in workloads {
+                if let Err(e) = self.stores(memory, &subject, w).await {
+                    self.note(format!("{} failed (memory against Redis): {e}", w.name()));
+                }
             }
         }
+        Ok(())
+    }
+
+    /// `workload` on the memory store (A) and on Redis (B), warmed up, then alternated
+    /// `reps` times: the Redis row against the memory store, every ratio taken between the
+    /// two windows of one pair, so drift on the machine between suites stays out of it.
+    async fn stores(&mut self, m: &Subject, r: &Subject, workload: Workload) -> Result<(), String> {
+        let c = &self.opts.common;
+        let (warmup, seconds) = (
+            Duration::from_secs(c.warmup),
+            Duration::from_secs(c.seconds),
+        );
+        let (tm, tr) = (
+            Arc::new(prepare(workload, &m.targets).await?),
+            Arc::new(prepare(workload, &r.targets).await?),
+        );
+        let (pm, pr) = (vec![m.gateway.proc.pid], vec![r.gateway.proc.pid]);
+        let n = c.connections;
+        measure(workload, &tm, n, warmup, &pm, &m.deps).await?;
+        measure(workload, &tr, n, warmup, &pr, &r.deps).await?;
+        let (mut sm, mut sr) = (Vec::new(), Vec::new());
+        for rep in 1..=self.opts.reps {
+            m.gateway.clear_log();
+            r.gateway.clear_log();
+            let x = measure(workload, &tm, n, seconds, &pm, &m.deps).await?;
+            let y = measure(workload, &tr, n, seconds, &pr, &r.deps).await?;
+            eprintln!(
+                "bench: {} memory against Redis rep {rep}/{}: memory {:.0} req/s, Redis {:.0} req/s",
+                workload.name(),
+                self.opts.reps,
+                x.rps(),
+                y.rps()
+            );
+            sm.push(x);
+            sr.push(y);
+        }
+        self.rows
+            .push(Row::compared(workload.name(), "redis", "memory", &sm, &sr));
         Ok(())
     }
 
