@@ -129,6 +129,46 @@ struct Subject {
     skipped: Vec<(Workload, String)>,
 }
 
+/// One side of an alternated comparison: a workload, where it is sent, and whose CPU it
+/// is charged to (the processes under test, then what they depend on).
+struct Side<'a> {
+    name: &'a str,
+    workload: Workload,
+    targets: &'a Arc<Targets>,
+    pids: &'a [u32],
+    deps: &'a [u32],
+}
+
+impl<'a> Side<'a> {
+    fn new(
+        name: &'a str,
+        workload: Workload,
+        targets: &'a Arc<Targets>,
+        pids: &'a [u32],
+        deps: &'a [u32],
+    ) -> Self {
+        Side {
+            name,
+            workload,
+            targets,
+            pids,
+            deps,
+        }
+    }
+
+    async fn measure(&self, connections: usize, window: Duration) -> Result<Sample, String> {
+        measure(
+            self.workload,
+            self.targets,
+            connections,
+            window,
+            self.pids,
+            self.deps,
+        )
+        .await
+    }
+}
+
 struct Bench<'a> {
     opts: &'a Options,
     launcher: &'a Launcher,
@@ -279,35 +319,19 @@ impl Bench<'_> {
     /// `reps` times: the Redis row against the memory store, every ratio taken between the
     /// two windows of one pair, so drift on the machine between suites stays out of it.
     async fn stores(&mut self, m: &Subject, r: &Subject, workload: Workload) -> Result<(), String> {
-        let c = &self.opts.common;
-        let (warmup, seconds) = (
-            Duration::from_secs(c.warmup),
-            Duration::from_secs(c.seconds),
-        );
         let (tm, tr) = (
             Arc::new(prepare(workload, &m.targets).await?),
             Arc::new(prepare(workload, &r.targets).await?),
         );
-        let (pm, pr) = (vec![m.gateway.proc.pid], vec![r.gateway.proc.pid]);
-        let n = c.connections;
-        measure(workload, &tm, n, warmup, &pm, &m.deps).await?;
-        measure(workload, &tr, n, warmup, &pr, &r.deps).await?;
-        let (mut sm, mut sr) = (Vec::new(), Vec::new());
-        for rep in 1..=self.opts.reps {
-            m.gateway.clear_log();
-            r.gateway.clear_log();
-            let x = measure(workload, &tm, n, seconds, &pm, &m.deps).await?;
-            let y = measure(workload, &tr, n, seconds, &pr, &r.deps).await?;
-            eprintln!(
-                "bench: {} memory against Redis rep {rep}/{}: memory {:.0} req/s, Redis {:.0} req/s",
-                workload.name(),
-                self.opts.reps,
-                x.rps(),
-                y.rps()
-            );
-            sm.push(x);
-            sr.push(y);
-        }
+        let (pm, pr) = ([m.gateway.proc.pid], [r.gateway.proc.pid]);
+        let (sm, sr) = self
+            .alternate(
+                &format!("{} (memory against Redis)", workload.name()),
+                &[&m.gateway, &r.gateway],
+                Side::new("memory", workload, &tm, &pm, &m.deps),
+                Side::new("Redis", workload, &tr, &pr, &r.deps),
+            )
+            .await?;
         self.rows
             .push(Row::compared(workload.name(), "redis", "memory", &sm, &sr));
         Ok(())
@@ -401,6 +425,44 @@ impl Bench<'_> {
         }
     }
 
+    /// Warms each side up, then measures A and B alternately `reps` times, emptying the
+    /// logs of `gateways` before each pair; `label` names the comparison in the progress
+    /// lines.
+    async fn alternate(
+        &self,
+        label: &str,
+        gateways: &[&Gateway],
+        a: Side<'_>,
+        b: Side<'_>,
+    ) -> Result<(Vec<Sample>, Vec<Sample>), String> {
+        let c = &self.opts.common;
+        let (warmup, seconds) = (
+            Duration::from_secs(c.warmup),
+            Duration::from_secs(c.seconds),
+        );
+        let clear = || gateways.iter().for_each(|g| g.clear_log());
+        clear();
+        a.measure(c.connections, warmup).await?;
+        b.measure(c.connections, warmup).await?;
+        let (mut sa, mut sb) = (Vec::new(), Vec::new());
+        for rep in 1..=self.opts.reps {
+            clear();
+            let x = a.measure(c.connections, seconds).await?;
+            let y = b.measure(c.connections, seconds).await?;
+            eprintln!(
+                "bench: {label} rep {rep}/{}: {} {:.0} req/s, {} {:.0} req/s",
+                self.opts.reps,
+                a.name,
+                x.rps(),
+                b.name,
+                y.rps()
+            );
+            sa.push(x);
+            sb.push(y);
+        }
+        Ok((sa, sb))
+    }
+
     /// Warm-up, then A B alternated `reps` times; pushes the rows.
     async fn pair(
         &mut self,
@@ -409,11 +471,6 @@ impl Bench<'_> {
         a: Workload,
         b: Workload,
     ) -> Result<(), String> {
-        let c = &self.opts.common;
-        let (warmup, seconds) = (
-            Duration::from_secs(c.warmup),
-            Duration::from_secs(c.seconds),
-        );
         // (processes under test, the upstream behind them): CPU µs per request counts the
         // first only.
         let pids = |w: Workload| -> (Vec<u32>, Vec<u32>) {
@@ -429,28 +486,14 @@ impl Bench<'_> {
             }
         };
         let ((pa, ua), (pb, ub)) = (pids(a), pids(b));
-        let n = c.connections;
-        s.gateway.clear_log();
-        measure(a, targets, n, warmup, &pa, &ua).await?;
-        measure(b, targets, n, warmup, &pb, &ub).await?;
-        let (mut sa, mut sb) = (Vec::new(), Vec::new());
-        for rep in 1..=self.opts.reps {
-            s.gateway.clear_log();
-            let x = measure(a, targets, n, seconds, &pa, &ua).await?;
-            let y = measure(b, targets, n, seconds, &pb, &ub).await?;
-            eprintln!(
-                "bench: {} ({}) rep {rep}/{}: {} {:.0} req/s, {} {:.0} req/s",
-                b.name(),
-                s.store,
-                self.opts.reps,
-                a.name(),
-                x.rps(),
-                b.name(),
-                y.rps()
-            );
-            sa.push(x);
-            sb.push(y);
-        }
+        let (sa, sb) = self
+            .alternate(
+                &format!("{} ({})", b.name(), s.store),
+                &[&s.gateway],
+                Side::new(a.name(), a, targets, &pa, &ua),
+                Side::new(b.name(), b, targets, &pb, &ub),
+            )
+            .await?;
         let busiest = sa
             .iter()
             .filter_map(Sample::client_cpu_percent)
