@@ -21,8 +21,8 @@ pub struct Lifetimes {
 impl Default for Lifetimes {
     fn default() -> Self {
         Lifetimes {
-            ticket: Duration::from_secs(60),
-            target: Duration::from_secs(30 * 60),
+            ticket: crate::defaults::TICKET_TTL,
+            target: crate::defaults::TARGET_ID_TTL,
         }
     }
 }
@@ -43,11 +43,6 @@ impl Core {
     /// A core over `store` with the given lifetimes.
     pub fn new(store: Arc<dyn Store>, lifetimes: Lifetimes) -> Self {
         Core { store, lifetimes }
-    }
-
-    /// The store underneath, for operations the core adds no policy to.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
     }
 
     /// The configured lifetimes.
@@ -156,6 +151,69 @@ impl Core {
         }
         Err(StoreError::Conflict)
     }
+
+    /// Stores a session whose id the caller chose (the session API), within the per-user
+    /// `limit`; see [`Store::insert_session`]. Returns the sessions evicted to make room.
+    pub async fn insert_session(
+        &self,
+        session: &Session,
+        idle: Duration,
+        limit: Option<SessionLimit>,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.store.insert_session(session, idle, limit).await
+    }
+
+    /// The live session `(realm, id)`, its inactivity timeout restarted.
+    pub async fn touch_session(
+        &self,
+        realm: &str,
+        id: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        self.store.touch_session(realm, id).await
+    }
+
+    /// The live session `(realm, id)`, untouched.
+    pub async fn session(&self, realm: &str, id: &str) -> Result<Option<Session>, StoreError> {
+        self.store.session(realm, id).await
+    }
+
+    /// Ends the session `(realm, id)` at once; returns it if it was live.
+    pub async fn end_session(&self, realm: &str, id: &str) -> Result<Option<Session>, StoreError> {
+        self.store.remove_session(realm, id).await
+    }
+
+    /// Every live session of a realm, oldest first.
+    pub async fn sessions(&self, realm: &str) -> Result<Vec<Session>, StoreError> {
+        self.store.sessions(realm).await
+    }
+
+    /// How many live sessions a realm holds, without reading them.
+    pub async fn count_sessions(&self, realm: &str) -> Result<usize, StoreError> {
+        self.store.count_sessions(realm).await
+    }
+
+    /// Every live session of one user ([`Identity::user_key`]) in a realm, oldest first.
+    pub async fn user_sessions(
+        &self,
+        realm: &str,
+        user_key: &str,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.store.user_sessions(realm, user_key).await
+    }
+
+    /// Ends every live session of one user in a realm; returns them, oldest first.
+    pub async fn end_user_sessions(
+        &self,
+        realm: &str,
+        user_key: &str,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.store.remove_user_sessions(realm, user_key).await
+    }
+
+    /// Whether the store answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
 }
 
 #[cfg(test)]
@@ -255,12 +313,11 @@ mod tests {
         let core = core();
         let idle = Duration::from_secs(30 * 60);
         let (s, _) = core.start_session("r", user(), idle, None).await.unwrap();
-        let store = core.store();
         for _ in 0..3 {
             tokio::time::advance(Duration::from_secs(29 * 60)).await;
-            assert!(store.touch_session("r", &s.id).await.unwrap().is_some());
+            assert!(core.touch_session("r", &s.id).await.unwrap().is_some());
         }
         tokio::time::advance(idle).await;
-        assert!(store.touch_session("r", &s.id).await.unwrap().is_none());
+        assert!(core.touch_session("r", &s.id).await.unwrap().is_none());
     }
 }

@@ -18,6 +18,7 @@
 //! `tokio::time::pause()` and `advance()` instead of sleeping.
 
 pub mod audit;
+pub mod defaults;
 pub mod id;
 pub mod model;
 pub mod store;

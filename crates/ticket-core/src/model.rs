@@ -51,6 +51,18 @@ pub struct Session {
 }
 
 impl Identity {
+    /// `(user directory, user id)`: a QlikView user has no directory (`""`).
+    pub fn user(&self) -> (&str, &str) {
+        match self {
+            Identity::Qps {
+                user_directory,
+                user_id,
+                ..
+            } => (user_directory, user_id),
+            Identity::QlikView { user_id, .. } => ("", user_id),
+        }
+    }
+
     /// The key sessions are grouped by per user: directory and id for Qlik Sense (compared
     /// case-insensitively, as Qlik does), the id for QlikView.
     pub fn user_key(&self) -> String {

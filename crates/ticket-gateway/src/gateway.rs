@@ -131,7 +131,7 @@ impl Gateway {
         realm: &str,
         id: &str,
     ) -> Result<Option<ticket_core::Session>, ticket_core::StoreError> {
-        let ended = self.core().store().remove_session(realm, id).await?;
+        let ended = self.core().end_session(realm, id).await?;
         self.sockets().close(realm, id);
         Ok(ended)
     }

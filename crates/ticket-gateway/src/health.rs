@@ -12,7 +12,7 @@ pub(crate) fn alive() -> Response<Body> {
 
 /// `GET /readyz`: the store answers; a node whose Redis is gone takes no traffic.
 pub(crate) async fn ready(gw: &Gateway) -> Response<Body> {
-    match gw.core().store().ping().await {
+    match gw.core().ping().await {
         Ok(()) => respond(StatusCode::OK, TEXT, "ready"),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: the store does not answer");

@@ -185,7 +185,7 @@ pub(crate) async fn render(gw: &Gateway) -> Response<Body> {
         .map(|vp| (vp.realm.as_str(), "qps", vp.prefix.as_str()))
         .chain([(crate::qlikview::REALM, "qlikview", "")]);
     for (realm, dialect, vp) in realms {
-        let store = gw.core().store().sessions(realm);
+        let store = gw.core().sessions(realm);
         match tokio::time::timeout(Duration::from_secs(2), store).await {
             Ok(Ok(sessions)) => out.push_str(&format!(
                 "ticket_gateway_sessions_live{{dialect=\"{dialect}\",vp=\"{vp}\"}} {}\n",

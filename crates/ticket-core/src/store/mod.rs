@@ -104,6 +104,12 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
         user_key: &str,
     ) -> Result<Vec<Session>, StoreError>;
 
+    /// How many live sessions a realm holds. The default lists them; backends count
+    /// without decoding any.
+    async fn count_sessions(&self, realm: &str) -> Result<usize, StoreError> {
+        Ok(self.sessions(realm).await?.len())
+    }
+
     /// Whether the backend answers (readiness). The in-memory store always does.
     async fn ping(&self) -> Result<(), StoreError>;
 

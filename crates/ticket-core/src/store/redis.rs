@@ -63,11 +63,9 @@ use serde::{Deserialize, Serialize};
 use super::{start_for_ticket, Redemption, SessionLimit, Store, StoreError, SESSION_ID_ATTEMPTS};
 use crate::model::{Session, Ticket};
 
-/// How long one store operation may take by default, reconnecting included.
-pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The key prefix used when none is configured.
-pub const DEFAULT_KEY_PREFIX: &str = "qlik-ticket:";
+use crate::defaults::{
+    REDIS_KEY_PREFIX as DEFAULT_KEY_PREFIX, REDIS_URL, STORE_TIMEOUT as DEFAULT_OP_TIMEOUT,
+};
 
 /// Where the Redis store lives and how long it may take to answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +92,7 @@ impl RedisConfig {
 
 impl Default for RedisConfig {
     fn default() -> Self {
-        RedisConfig::new("redis://127.0.0.1:6379/")
+        RedisConfig::new(REDIS_URL)
     }
 }
 

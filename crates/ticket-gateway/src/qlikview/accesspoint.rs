@@ -49,7 +49,7 @@ where
         Ok(c) => c,
         Err(reason) => return reply(StatusCode::BAD_REQUEST, error(reason)),
     };
-    let store = gw.core().store();
+    let store = gw.core();
     if commands.iter().any(|c| c.eq_ignore_ascii_case(LOGOUT)) {
         for id in &session_ids {
             match gw.end_session(REALM, id).await {

@@ -37,7 +37,7 @@ pub(crate) async fn current_session(
         if id.is_empty() {
             continue;
         }
-        if let Some(s) = gw.core().store().touch_session(REALM, id).await? {
+        if let Some(s) = gw.core().touch_session(REALM, id).await? {
             return Ok(Some(s));
         }
     }

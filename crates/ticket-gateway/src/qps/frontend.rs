@@ -192,7 +192,7 @@ pub(crate) async fn current_session<B>(
     req: &Request<B>,
 ) -> Result<Option<Session>, ()> {
     for id in session_ids(vp, req) {
-        match gw.core().store().touch_session(&vp.realm, id).await {
+        match gw.core().touch_session(&vp.realm, id).await {
             Ok(Some(s)) => return Ok(Some(s)),
             Ok(None) => {}
             Err(e) => {

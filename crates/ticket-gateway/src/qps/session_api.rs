@@ -32,7 +32,7 @@ where
 {
     let result = async {
         let vp = admit(&req, vp)?;
-        let store = gw.core().store();
+        let store = gw.core();
         match op {
             SessionOp::Create => create(gw, req, vp, conn).await,
             SessionOp::List => Ok(ok(wire::sessions_response(
@@ -74,7 +74,7 @@ where
             }
             SessionOp::LogoutUser(dir, id) => {
                 let ended = store
-                    .remove_user_sessions(&vp.realm, &user_key(&dir, &id))
+                    .end_user_sessions(&vp.realm, &user_key(&dir, &id))
                     .await?;
                 for s in &ended {
                     gw.sockets().close(&s.realm, &s.id);
@@ -119,7 +119,6 @@ where
     };
     let inserted = gw
         .core()
-        .store()
         .insert_session(
             &session,
             vp.session_inactivity_timeout,
