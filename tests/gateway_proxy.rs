@@ -350,7 +350,7 @@ async fn a_websocket_echoes_through_the_gateway_and_closes_on_logout() {
         echoed.into_text().unwrap().as_str(),
         "{\"jsonrpc\":\"2.0\",\"id\":1}"
     );
-    assert_eq!(gw.gateway.sockets().open_count(), 1);
+    assert_eq!(gw.gateway.open_websockets(), 1);
 
     // Logout through the personal API closes the socket.
     let res = raw(gw.frontend, format!("DELETE /ext/qps/user HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n").as_bytes()).await;

@@ -260,12 +260,7 @@ pub async fn call(
     req: http::Request<Full<Bytes>>,
 ) -> http::Response<Bytes> {
     use http_body_util::BodyExt;
-    let conn = Conn::new(
-        side,
-        "127.0.0.1:50000".parse().unwrap(),
-        false,
-        ticket_gateway::tls::ClientAuth::NotRequired,
-    );
+    let conn = Conn::plain(side, "127.0.0.1:50000".parse().unwrap());
     let res = gateway.handle(req, &conn).await;
     let (parts, body) = res.into_parts();
     let bytes = body.collect().await.expect("body").to_bytes();
@@ -413,7 +408,7 @@ impl TestGateway {
         let (f, a) = (frontend.local_addr().unwrap(), api.local_addr().unwrap());
         let settings =
             Settings::from_toml(&test_config(f, a, extra)).expect("test configuration is valid");
-        let gateway = Gateway::new(settings, store);
+        let gateway = Gateway::new(settings, store).expect("the test gateway starts");
         let (tx, rx) = oneshot::channel::<()>();
         let join = tokio::spawn(ticket_gateway::run(
             Listeners { frontend, api },
@@ -436,7 +431,7 @@ impl TestGateway {
 /// process with [`send`] (tests on tokio's paused clock).
 pub fn in_process(config: &str) -> Gateway {
     let settings = Settings::from_toml(config).expect("test configuration is valid");
-    Gateway::new(settings, Arc::new(MemoryStore::new()))
+    Gateway::new(settings, Arc::new(MemoryStore::new())).expect("the test gateway starts")
 }
 
 /// One request answered in process. It always carries a matching Xrfkey header (the

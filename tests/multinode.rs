@@ -16,10 +16,10 @@ use gateway_tests::{get, post_ticket, raw, redis_store, ticket, RawResponse, Tes
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use ticket_gateway::config::DEFAULT_STORE_TIMEOUT_MS;
+use ticket_gateway::config::defaults;
 
 /// The `[store] timeout_ms` default, as the nodes of a deployment use it.
-const STORE_TIMEOUT: Duration = Duration::from_millis(DEFAULT_STORE_TIMEOUT_MS);
+const STORE_TIMEOUT: Duration = defaults::STORE_TIMEOUT;
 
 /// Every answer must come within this, Redis up or down.
 const ANSWER_BOUND: Duration = Duration::from_secs(5);

@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ticket_gateway::qlikview::authenticate::parse_query;
-use ticket_gateway::redirect::{is_allowed, location_safe};
+use ticket_gateway::fuzzing::parse_query;
+use ticket_gateway::fuzzing::{is_allowed, location_safe};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(q) = std::str::from_utf8(data) else { return };

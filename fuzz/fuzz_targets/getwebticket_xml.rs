@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ticket_gateway::qlikview::xml;
+use ticket_gateway::fuzzing::xml;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(req) = xml::parse(data) {

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ticket_gateway::qps::json;
-use ticket_gateway::qps::wire::{SessionRequest, TicketRequest};
+use ticket_gateway::fuzzing::json;
+use ticket_gateway::fuzzing::{SessionRequest, TicketRequest};
 
 fuzz_target!(|data: &[u8]| {
     let tree = json::parse(data).map_err(|e| format!("Invalid JSON: {e}."));

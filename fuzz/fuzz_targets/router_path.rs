@@ -5,7 +5,8 @@ use std::sync::OnceLock;
 
 use http::Method;
 use libfuzzer_sys::fuzz_target;
-use ticket_gateway::router::{describe, Side};
+use ticket_gateway::fuzzing::describe;
+use ticket_gateway::Side;
 use ticket_gateway::Settings;
 
 fuzz_target!(|data: &[u8]| {

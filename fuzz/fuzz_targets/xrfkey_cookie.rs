@@ -4,8 +4,8 @@
 
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use ticket_gateway::http::{cookies, query_param, query_without};
-use ticket_gateway::qps::xrf;
+use ticket_gateway::fuzzing::{cookies, query_param, query_without};
+use ticket_gateway::fuzzing::xrf;
 
 fuzz_target!(|data: &[u8]| {
     let split = data.iter().position(|&b| b == 0).unwrap_or(data.len());

@@ -9,10 +9,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::header::{HeaderMap, HeaderValue, COOKIE};
-use ticket_gateway::http::{cookies, query_param};
-use ticket_gateway::logsink::{Limits, LogSink};
-use ticket_gateway::qlikview::{authenticate, xml};
-use ticket_gateway::qps::{json, wire::TicketRequest};
+use ticket_gateway::fuzzing::{cookies, json, parse_query, query_param, xml, TicketRequest};
+use ticket_gateway::telemetry::sink::{Limits, LogSink};
 use ticket_gateway::telemetry::{LogFormat, LogLayer};
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -57,8 +55,8 @@ fn queries(c: &mut Criterion) {
     c.bench_function("http::query_param qlikTicket", |b| {
         b.iter(|| black_box(query_param(Some(black_box(REDEEM_QUERY)), "qlikticket")))
     });
-    c.bench_function("authenticate::parse_query", |b| {
-        b.iter(|| black_box(authenticate::parse_query(black_box(AUTHENTICATE_QUERY))))
+    c.bench_function("parse_query", |b| {
+        b.iter(|| black_box(parse_query(black_box(AUTHENTICATE_QUERY))))
     });
 }
 

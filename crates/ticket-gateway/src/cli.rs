@@ -1,16 +1,17 @@
 //! The command line: `ticket-gateway [--config FILE] [--check-config] [--log-format …]`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
 use ticket_core::{MemoryStore, RedisConfig, RedisStore, Store, StoreError};
 
-use crate::config::{Settings, StoreSettings, EXIT_CONFIG};
+use crate::config::{ConfigError, Settings, StoreSettings, EXIT_CONFIG};
+use crate::gateway::Gateway;
+use crate::server::tls::Acceptors;
 use crate::server::{run, Listeners};
 use crate::telemetry::{self, LogFormat};
-use crate::Gateway;
 
 /// A gateway that speaks the Qlik Sense proxy (QPS) and QlikView web-ticket dialects.
 #[derive(Debug, Parser)]
@@ -46,6 +47,22 @@ pub enum Command {
     },
 }
 
+/// Reads and validates a configuration file; relative paths in it are relative to its
+/// directory.
+pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(name.clone(), format!("cannot read: {e}")))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    Settings::parse(&text, base).map_err(|e| {
+        if e.key.is_empty() {
+            ConfigError::new(name, e.message)
+        } else {
+            e
+        }
+    })
+}
+
 /// Runs the binary: parse arguments, load configuration, bind, serve until SIGINT/SIGTERM.
 pub fn main() -> ExitCode {
     let args = Args::parse();
@@ -55,7 +72,7 @@ pub fn main() -> ExitCode {
             .map(|h| h.trim().to_owned())
             .filter(|h| !h.is_empty())
             .collect();
-        return match crate::certs::generate(out, &hosts) {
+        return match crate::server::certs::generate(out, &hosts) {
             Ok(files) => {
                 for f in files {
                     println!("wrote {f}");
@@ -70,9 +87,15 @@ pub fn main() -> ExitCode {
     }
     let _log = telemetry::init(args.log_format);
     let settings = match &args.config {
-        Some(path) => Settings::load(path),
+        Some(path) => load(path),
         None => Ok(Settings::defaults()),
     };
+    // Every file the settings name must be readable before anything is served.
+    let settings = settings.and_then(|s| {
+        Gateway::check(&s)?;
+        Acceptors::load(&s)?;
+        Ok(s)
+    });
     let settings = match settings {
         Ok(s) => s,
         Err(e) => {
@@ -144,7 +167,13 @@ async fn serve(settings: Settings) -> ExitCode {
         demo = settings.demo,
         "ticket-gateway listening"
     );
-    let gateway = Gateway::new(settings, store);
+    let gateway = match Gateway::new(settings, store) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("ticket-gateway: configuration error: {e}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
     reload_on_sighup(gateway.clone());
     run(listeners, gateway, shutdown_signal()).await;
     ExitCode::SUCCESS

@@ -8,22 +8,26 @@
 
 use http::{Request, Response, StatusCode};
 
-use crate::config::VirtualProxy;
-use crate::gateway::{Conn, Gateway};
-use crate::http::{found, html_escape, query_param, read_body, respond, Body, BoxError, HTML};
+use crate::config::{VirtualProxy, DEMO_PORTAL_PATH};
+use crate::conn::Conn;
+use crate::http::{
+    found, percent_encode_lower, query_param, read_body, respond, Body, BoxError, HTML,
+};
 use crate::qps::api::issue;
 use crate::qps::wire::TicketRequest;
+use crate::state::State;
+use crate::text::escape::html as html_escape;
 
 /// A submitted `application/x-www-form-urlencoded` form, by field name.
 async fn read_form<B>(
-    gw: &Gateway,
+    state: &State,
     req: Request<B>,
 ) -> Result<std::collections::HashMap<String, String>, Response<Body>>
 where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
-    match read_body(req.into_body(), gw.settings().limits.max_body_bytes).await {
+    match read_body(req.into_body(), state.settings.limits.max_body_bytes).await {
         Ok(body) => Ok(form_urlencoded::parse(&body).into_owned().collect()),
         Err(_) => Err(respond(
             StatusCode::BAD_REQUEST,
@@ -46,12 +50,12 @@ pub(crate) fn login_form<B>(req: &Request<B>) -> Response<Body> {
 }
 
 /// `POST /demo/login`: issues a ticket and sends the browser back to the proxy with it.
-pub(crate) async fn login<B>(gw: &Gateway, req: Request<B>, conn: &Conn) -> Response<Body>
+pub(crate) async fn login<B>(state: &State, req: Request<B>, conn: &Conn) -> Response<Body>
 where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
-    let form = match read_form(gw, req).await {
+    let form = match read_form(state, req).await {
         Ok(form) => form,
         Err(res) => return res,
     };
@@ -63,7 +67,7 @@ where
         field("userId"),
         field("attributes"),
     );
-    let vp = virtual_proxy_of(gw, &rest);
+    let vp = virtual_proxy_of(state, &rest);
     let attributes = attrs
         .lines()
         .map(str::trim)
@@ -90,7 +94,7 @@ where
         let html = page(&rest, &target, &dir, &user, &attrs, Some(&error));
         return respond(StatusCode::BAD_REQUEST, HTML, html);
     }
-    match issue(gw, vp, ticket_req, conn).await {
+    match issue(state, vp, ticket_req, conn).await {
         Ok((ticket, stored)) => {
             let back = stored.target_uri.unwrap_or_else(|| {
                 let prefix = if vp.prefix.is_empty() {
@@ -98,7 +102,7 @@ where
                 } else {
                     format!("/{}", vp.prefix)
                 };
-                format!("{}{prefix}/hub/", gw.settings().frontend.public_url)
+                format!("{}{prefix}/hub/", state.settings.frontend.public_url)
             });
             let sep = if back.contains('?') { '&' } else { '?' };
             found(&format!("{back}{sep}qlikTicket={ticket}"))
@@ -108,8 +112,8 @@ where
 }
 
 /// The virtual proxy a `proxyRestUri` (`…/qps/<prefix>/`) names; the default one otherwise.
-fn virtual_proxy_of<'g>(gw: &'g Gateway, proxy_rest_uri: &str) -> &'g VirtualProxy {
-    let settings = gw.settings();
+fn virtual_proxy_of<'g>(state: &'g State, proxy_rest_uri: &str) -> &'g VirtualProxy {
+    let settings = &state.settings;
     proxy_rest_uri
         .rsplit_once("/qps/")
         .map(|(_, p)| p.trim_matches('/'))
@@ -154,12 +158,12 @@ pub(crate) fn portal_form<B>(req: &Request<B>) -> Response<Body> {
 
 /// `POST /demo/qlikview/`: requests a web ticket the way a portal does and sends the
 /// browser through `Authenticate.aspx` with it.
-pub(crate) async fn portal<B>(gw: &Gateway, req: Request<B>, conn: &Conn) -> Response<Body>
+pub(crate) async fn portal<B>(state: &State, req: Request<B>, conn: &Conn) -> Response<Body>
 where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
-    let form = match read_form(gw, req).await {
+    let form = match read_form(state, req).await {
         Ok(form) => form,
         Err(res) => return res,
     };
@@ -177,7 +181,7 @@ where
         .map(str::to_owned)
         .collect();
     let groups_list = if groups_list.is_empty() {
-        gw.groups().groups_of(&user_id)
+        state.groups().groups_of(&user_id)
     } else {
         groups_list
     };
@@ -186,7 +190,7 @@ where
         groups: groups_list,
         groups_is_names: true,
     };
-    match crate::qlikview::webticket::issue_for_portal(gw, identity, conn).await {
+    match crate::qlikview::webticket::issue_for(state, identity, conn).await {
         Ok(ticket) => {
             let try_ = if try_.is_empty() {
                 "/QvAJAXZfc/opendoc.htm?document=demo.qvw".to_owned()
@@ -195,11 +199,11 @@ where
             };
             found(&format!(
                 "/QvAJAXZfc/Authenticate.aspx?type=html&try={}&back={}&webticket={ticket}",
-                crate::http::percent_encode_lower(&try_),
-                crate::http::percent_encode_lower(crate::config::DEMO_PORTAL_PATH),
+                percent_encode_lower(&try_),
+                percent_encode_lower(DEMO_PORTAL_PATH),
             ))
         }
-        Err(e) => e.into_response(&gw.settings().qlikview),
+        Err(e) => e.into_response(&state.settings.qlikview),
     }
 }
 

@@ -3,14 +3,38 @@
 
 use http::header::ACCEPT;
 use http::{HeaderMap, Response, StatusCode};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
 use ticket_core::Identity;
 
-use crate::http::{push_html_escaped, respond, Body, HTML, JSON};
-use crate::qps::json::write_string;
+use crate::http::{respond, Body, HTML, JSON};
+use crate::text::escape::push_html;
+
+/// The JSON form of the page.
+#[derive(Serialize)]
+#[serde(tag = "dialect", rename_all = "lowercase")]
+enum Doc<'a> {
+    #[serde(rename_all = "camelCase")]
+    Qps {
+        virtual_proxy: &'a str,
+        user_directory: &'a str,
+        user_id: &'a str,
+        attributes: Attributes<'a>,
+        path: &'a str,
+    },
+    #[serde(rename_all = "camelCase")]
+    QlikView {
+        user_id: &'a str,
+        groups: &'a [String],
+        groups_is_names: bool,
+        document: Option<&'a str>,
+        path: &'a str,
+    },
+}
 
 /// Renders the identity page for `identity` at `path`. `label` is the virtual proxy prefix
 /// of a Qlik Sense session, or the requested document of a QlikView one.
-pub fn render(
+pub(crate) fn render(
     headers: &HeaderMap,
     path: &str,
     label: Option<&str>,
@@ -22,57 +46,39 @@ pub fn render(
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/json"));
     if wants_json {
-        respond(StatusCode::OK, JSON, json(path, label, identity))
+        // A struct of strings: serializing cannot fail.
+        let body = serde_json::to_vec(&doc(path, label, identity)).unwrap_or_default();
+        respond(StatusCode::OK, JSON, body)
     } else {
         respond(StatusCode::OK, HTML, html(path, label, identity))
     }
 }
 
-fn json(path: &str, label: Option<&str>, identity: &Identity) -> String {
-    let mut out = String::with_capacity(256);
-    out.push('{');
+fn doc<'a>(path: &'a str, label: Option<&'a str>, identity: &'a Identity) -> Doc<'a> {
     match identity {
         Identity::Qps {
             user_directory,
             user_id,
             attributes,
-        } => {
-            out.push_str("\"dialect\":\"qps\",\"virtualProxy\":");
-            write_string(&mut out, label.unwrap_or(""));
-            out.push_str(",\"userDirectory\":");
-            write_string(&mut out, user_directory);
-            out.push_str(",\"userId\":");
-            write_string(&mut out, user_id);
-            out.push_str(",\"attributes\":");
-            crate::qps::wire::write_attributes(&mut out, attributes);
-        }
+        } => Doc::Qps {
+            virtual_proxy: label.unwrap_or(""),
+            user_directory,
+            user_id,
+            attributes: Attributes(attributes),
+            path,
+        },
         Identity::QlikView {
             user_id,
             groups,
             groups_is_names,
-        } => {
-            out.push_str("\"dialect\":\"qlikview\",\"userId\":");
-            write_string(&mut out, user_id);
-            out.push_str(",\"groups\":[");
-            for (i, g) in groups.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(&mut out, g);
-            }
-            out.push_str("],\"groupsIsNames\":");
-            out.push_str(if *groups_is_names { "true" } else { "false" });
-            out.push_str(",\"document\":");
-            match label {
-                Some(d) => write_string(&mut out, d),
-                None => out.push_str("null"),
-            }
-        }
+        } => Doc::QlikView {
+            user_id,
+            groups,
+            groups_is_names: *groups_is_names,
+            document: label,
+            path,
+        },
     }
-    out.push_str(",\"path\":");
-    write_string(&mut out, path);
-    out.push('}');
-    out
 }
 
 fn html(path: &str, label: Option<&str>, identity: &Identity) -> String {
@@ -85,10 +91,10 @@ fn html(path: &str, label: Option<&str>, identity: &Identity) -> String {
     let mut row = |k: &[&str], v: &str| {
         out.push_str("<tr><th>");
         for part in k {
-            push_html_escaped(&mut out, part);
+            push_html(&mut out, part);
         }
         out.push_str("</th><td>");
-        push_html_escaped(&mut out, v);
+        push_html(&mut out, v);
         out.push_str("</td></tr>");
     };
     match identity {
@@ -124,4 +130,28 @@ fn html(path: &str, label: Option<&str>, identity: &Identity) -> String {
     row(&["Requested path"], path);
     out.push_str("</table></body></html>");
     out
+}
+
+/// Attributes as Qlik writes them: `[{"k":"v"},…]`, one object per pair, in order.
+#[derive(Clone, Copy)]
+pub(crate) struct Attributes<'a>(pub &'a [(String, String)]);
+
+impl Serialize for Attributes<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            seq.serialize_element(&Pair(k, v))?;
+        }
+        seq.end()
+    }
+}
+
+struct Pair<'a>(&'a str, &'a str);
+
+impl Serialize for Pair<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(self.0, self.1)?;
+        map.end()
+    }
 }

@@ -4,46 +4,72 @@
 //! # Request flow
 //!
 //! ```text
-//! cli::main     Settings (TOML or embedded defaults; exit 64 on error)
-//!               → Listeners::bind → server::run(listeners, Gateway, shutdown)
-//! server::run   accept on both listeners → hyper-util auto::Builder → Gateway::handle
-//! Gateway       router::route(side, method, path) → one handler per route
-//! qps::api      Xrfkey → virtual proxy → lenient JSON → Core::issue_ticket → 201 JSON
-//! qps::frontend qlikTicket → Core::redeem → session + Set-Cookie → resource
-//!               cookie → Store::touch_session → resource
-//!               otherwise → Core::new_target → 302 to the authentication module
+//! cli::main        Settings (TOML or embedded defaults; exit 64 on error)
+//!                  → Gateway::new (State: settings, Core, Proxy, groups; TLS files read)
+//!                  → Listeners::bind → server::run(listeners, gateway, shutdown)
+//! server::run      accept on both listeners, TLS where configured, a watch per connection
+//!                  (idle, slow heads) → hyper-util auto::Builder → Gateway::handle
+//! Gateway::handle  router::route(settings, side, method, path) → router::dispatch(&State, …)
+//!                  wrapped in telemetry::access (access log and request metrics)
+//! qps::api         Xrfkey → virtual proxy → lenient JSON → Core::issue_ticket → 201 JSON
+//! qps::frontend    qlikTicket → Core::redeem_into_session → Set-Cookie → the resource
+//!                  cookie → Core::touch_session → the resource
+//!                  otherwise → Core::new_target → 302 to the authentication module
+//!                  the resource: proxy::Proxy::forward to the back end, or the identity page
+//! qlikview::*      GetWebTicket.aspx → Core::issue_ticket; Authenticate.aspx → session;
+//!                  pages behind the session → proxy or identity page
 //! ```
 //!
-//! The ticket core (`ticket-core`) owns tickets, target ids and sessions; this crate only
-//! speaks HTTP.
+//! # Layout
+//!
+//! ```text
+//! conn, state      leaves: the connection a request came on; what every handler shares
+//! gateway, router  building the state; the route table and its dispatch
+//! server/          run, listeners, the connection watch, TLS loading, development certs
+//! config/          the serde schema, validation into Settings, every default (no file I/O)
+//! http/            bodies, queries, cookies, header values, the redirect guard, error pages
+//! text/            the byte scanner and the JSON and HTML escapers
+//! telemetry/       log formats and their writer, audit events, access log, metrics
+//! proxy/           forwarding, the per-back-end pools, the WebSocket registry
+//! qps/, qlikview/  the two dialects, each with its errors rendered in one place
+//! ops, demo        /healthz, /readyz, /metrics; the demo authentication module and portal
+//! groups           the group directory QlikView looks users' groups up in
+//! ```
+//!
+//! The ticket core (`ticket-core`) owns tickets, target ids and sessions, behind one door
+//! ([`ticket_core::Core`]); this crate only speaks HTTP.
 
-pub mod audit;
-pub mod certs;
 pub mod cli;
 pub mod config;
-pub mod demo;
-pub mod gateway;
-pub mod health;
-pub mod http;
-pub mod identity_page;
-pub mod logclock;
-pub mod logjson;
-pub mod logline;
-pub mod logscan;
-pub mod logsink;
-pub mod metrics;
-pub mod proxy;
-pub mod qlikview;
-pub mod qps;
-pub mod redirect;
-pub mod router;
-pub mod server;
-pub mod sockets;
+mod conn;
+mod demo;
+mod gateway;
+mod groups;
+mod http;
+mod identity_page;
+mod ops;
+mod proxy;
+mod qlikview;
+mod qps;
+mod router;
+mod server;
+mod state;
 pub mod telemetry;
-pub mod tls;
-pub mod upstream;
+mod text;
 
 pub use config::Settings;
-pub use gateway::{Conn, Gateway};
-pub use router::Side;
-pub use server::{run, Listeners};
+pub use conn::{ClientAuth, Conn, Side};
+pub use gateway::Gateway;
+pub use server::{certs, run, Listeners};
+
+/// The readers and guards the fuzz targets, property tests and benchmarks drive directly.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    pub use crate::http::cookie::cookies;
+    pub use crate::http::query::{percent_decode, query_param, query_without};
+    pub use crate::http::redirect::{is_allowed, location_safe};
+    pub use crate::qlikview::{authenticate::parse_query, xml};
+    pub use crate::qps::wire::{SessionRequest, TicketRequest};
+    pub use crate::qps::{json, xrf};
+    pub use crate::router::describe;
+}

@@ -21,12 +21,7 @@ async fn call(
     req: http::Request<Full<Bytes>>,
 ) -> http::Response<Bytes> {
     use http_body_util::BodyExt;
-    let conn = Conn::new(
-        side,
-        "127.0.0.1:50000".parse().unwrap(),
-        false,
-        ticket_gateway::tls::ClientAuth::NotRequired,
-    );
+    let conn = Conn::plain(side, "127.0.0.1:50000".parse().unwrap());
     let (parts, body) = gateway.handle(req, &conn).await.into_parts();
     http::Response::from_parts(parts, body.collect().await.unwrap().to_bytes())
 }
@@ -90,7 +85,7 @@ async fn every_ticket_and_session_event_is_audited_without_secrets() {
         "[[virtual_proxy]]\nprefix = \"ext\"\nsession_inactivity_timeout_minutes = 1\n",
     )
     .unwrap();
-    let gw = Gateway::new(settings, store.clone());
+    let gw = Gateway::new(settings, store.clone()).expect("the test gateway starts");
     let issue = |gw: Gateway| async move {
         let res = send(
             &gw,

@@ -5,98 +5,71 @@
 use http::{Request, Response, StatusCode};
 use quick_xml::events::Event;
 use quick_xml::Reader;
-
-use super::error::XML;
-use super::{clear_session_cookie, REALM};
-use crate::gateway::{Conn, Gateway};
-use crate::http::{cookies, html_escape, read_body, respond, Body, BodyError, BoxError};
 use ticket_core::Identity;
 
+use super::error::{QvError, XML};
+use super::{session, REALM};
+use crate::conn::Conn;
+use crate::http::{read_body, respond, Body, BoxError};
+use crate::state::State;
+use crate::telemetry::audit;
+use crate::text::escape;
+
 /// The command that logs out.
-pub const LOGOUT: &str = "AccessPoint.Logout";
+pub(crate) const LOGOUT: &str = "AccessPoint.Logout";
 
 /// What an anonymous (logged-out) user looks like to AccessPoint.
-pub const LOGGED_OUT: &str =
+pub(crate) const LOGGED_OUT: &str =
     "<result><object><value name=\"User\" text=\"\" mode=\"anonymous\"/></object></result>";
 
 /// Handles an AccessPoint command.
-pub(crate) async fn command<B>(gw: &Gateway, req: Request<B>, conn: &Conn) -> Response<Body>
+pub(crate) async fn command<B>(state: &State, req: Request<B>, conn: &Conn) -> Response<Body>
 where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
-    let session_ids: Vec<String> =
-        cookies(req.headers(), &gw.settings().qlikview.session_cookie_name)
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned)
-            .collect();
-    let body = match read_body(req.into_body(), gw.settings().limits.max_body_bytes).await {
-        Ok(b) => b,
-        Err(BodyError::TooLarge) => {
-            return reply(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                error("request body too large"),
-            )
-        }
-        Err(BodyError::Broken) => {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                error("the request body could not be read"),
-            )
-        }
-    };
-    let commands = match set_names(&body) {
-        Ok(c) => c,
-        Err(reason) => return reply(StatusCode::BAD_REQUEST, error(reason)),
-    };
-    let store = gw.core();
+    run(state, req, conn)
+        .await
+        .unwrap_or_else(QvError::into_accesspoint_response)
+}
+
+async fn run<B>(state: &State, req: Request<B>, conn: &Conn) -> Result<Response<Body>, QvError>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = req.into_parts();
+    let session_ids: Vec<&str> = session::ids(state, &parts.headers).collect();
+    let body = read_body(body, state.settings.limits.max_body_bytes).await?;
+    let commands = set_names(&body).map_err(|reason| QvError::BadXml(reason.to_owned()))?;
     if commands.iter().any(|c| c.eq_ignore_ascii_case(LOGOUT)) {
         for id in &session_ids {
-            match gw.end_session(REALM, id).await {
-                Ok(Some(s)) => {
-                    crate::audit::session_ended("qlikview", "", &s.identity, &s.id, conn, "logout")
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "session store failed");
-                    crate::metrics::store_error();
-                    return reply(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        error("the session store is unavailable"),
-                    );
-                }
+            if let Some(s) = state.end_session(REALM, id).await? {
+                audit::session_ended("qlikview", "", &s.identity, &s.id, conn, "logout");
             }
         }
-        let mut res = reply(StatusCode::OK, LOGGED_OUT.to_owned());
-        clear_session_cookie(&mut res, gw, conn);
-        return res;
+        let mut res = reply(LOGGED_OUT.to_owned());
+        session::clear_cookie(&mut res, state, conn);
+        return Ok(res);
     }
     let mut user = None;
     for id in &session_ids {
-        if let Ok(Some(s)) = store.session(REALM, id).await {
+        if let Ok(Some(s)) = state.core.session(REALM, id).await {
             user = Some(s.identity);
             break;
         }
     }
-    let body = match user {
+    Ok(reply(match user {
         Some(Identity::QlikView { user_id, .. }) => format!(
             "<result><object><value name=\"User\" text=\"{}\" mode=\"authenticated\"/></object></result>",
-            html_escape(&user_id)
+            escape::html(&user_id)
         ),
         _ => LOGGED_OUT.to_owned(),
-    };
-    reply(StatusCode::OK, body)
+    }))
 }
 
-fn reply(status: StatusCode, body: String) -> Response<Body> {
-    respond(status, XML, body)
-}
-
-fn error(reason: &str) -> String {
-    format!(
-        "<result><object><value name=\"ErrorMessage\" text=\"{}\"/></object></result>",
-        html_escape(reason)
-    )
+fn reply(body: String) -> Response<Body> {
+    respond(StatusCode::OK, XML, body)
 }
 
 /// The `name` of every `<set>` element in the envelope. An empty body holds no command.

@@ -5,20 +5,24 @@
 //! it, and parameters that follow it but are not Authenticate.aspx's own (`select`,
 //! `client`, …) belong to it too and are put back. An encoded `try` is decoded once.
 
+// Public for the fuzz targets, property tests and benchmarks (see `crate::fuzzing`).
+#![cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+
 use std::future::Future;
 
 use http::{Request, Response};
 use ticket_core::{Redemption, Session};
 
 use super::error::QvError;
-use super::{current_session, set_session_cookie, REALM};
-use crate::audit;
-use crate::gateway::{Conn, Gateway};
+use super::{session, REALM};
+use crate::conn::Conn;
+use crate::http::redirect::{is_allowed, location_safe};
 use crate::http::{found, percent_decode, split_ascii, split_once_ascii, Body};
-use crate::redirect::{is_allowed, location_safe};
+use crate::state::State;
+use crate::telemetry::audit;
 
 /// Where `try` points when a caller sends none: the AccessPoint portal.
-pub const DEFAULT_TRY: &str = "/QlikView/";
+pub(crate) const DEFAULT_TRY: &str = "/QlikView/";
 
 /// The parameters of an Authenticate.aspx call.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -90,14 +94,14 @@ fn target(raw: &str) -> String {
 /// The query is read before the returned future is made; the future keeps the request's
 /// headers only when it needs them (`keep`: the session to reuse is named by a cookie).
 pub(crate) fn authenticate<'a, B>(
-    gw: &'a Gateway,
+    state: &'a State,
     req: Request<B>,
     conn: &'a Conn,
 ) -> impl Future<Output = Response<Body>> + 'a
 where
     B: 'a,
 {
-    let settings = gw.settings();
+    let settings = &state.settings;
     let qv = &settings.qlikview;
     let params = parse_query(req.uri().query().unwrap_or(""));
     let own = [settings.frontend.public_url.as_str()];
@@ -116,8 +120,10 @@ where
             return QvError::UnsafeRedirect.into_response(qv);
         }
         let outcome = match (&webticket, &headers) {
-            (Some(ticket), _) => redeem(gw, ticket, conn).await.map(|s| s.map(|s| (s, true))),
-            (None, Some(headers)) => current_session(gw, headers)
+            (Some(ticket), _) => redeem(state, ticket, conn)
+                .await
+                .map(|s| s.map(|s| (s, true))),
+            (None, Some(headers)) => session::current(state, headers)
                 .await
                 .map(|s| s.map(|s| (s, false))),
             (None, None) => Ok(None),
@@ -126,29 +132,25 @@ where
             Ok(Some((session, new))) => {
                 let mut res = found(&location_safe(&try_));
                 if new {
-                    set_session_cookie(&mut res, gw, conn, &session.id);
+                    session::set_cookie(&mut res, state, conn, &session.id);
                 }
                 res
             }
             Ok(None) if back.is_empty() => QvError::Unauthorized.into_response(qv),
             Ok(None) => found(&location_safe(&back)),
-            Err(e) => {
-                tracing::error!(error = %e, "session store failed");
-                crate::metrics::store_error();
-                QvError::Unavailable.into_response(qv)
-            }
+            Err(e) => QvError::Unavailable(e).into_response(qv),
         }
     }
 }
 
 async fn redeem(
-    gw: &Gateway,
+    state: &State,
     ticket: &str,
     conn: &Conn,
 ) -> Result<Option<Session>, ticket_core::StoreError> {
-    let idle = gw.settings().qlikview.session_inactivity_timeout;
-    let redeemed = gw
-        .core()
+    let idle = state.settings.qlikview.session_inactivity_timeout;
+    let redeemed = state
+        .core
         .redeem_into_session(REALM, ticket, idle, None)
         .await?;
     let redeemed_by = |identity| audit::ticket_redeemed("qlikview", "", identity, ticket, conn);

@@ -4,15 +4,19 @@
 use http::header::{HeaderValue, ALLOW};
 use http::{Response, StatusCode};
 
+use ticket_core::StoreError;
+
 use crate::config::QlikView;
-use crate::http::{html_escape, respond, Body, BodyError, HTML};
+use crate::http::{page, respond, Body, BodyError};
+use crate::telemetry;
+use crate::text::escape;
 
 /// `text/xml; charset=utf-8`
-pub const XML: &str = "text/xml; charset=utf-8";
+pub(crate) const XML: &str = "text/xml; charset=utf-8";
 
 /// A QlikView failure.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QvError {
+#[derive(Debug)]
+pub(crate) enum QvError {
     /// Untrusted caller, wrong `method`, missing `UserId`: the configured "Invalid call".
     InvalidCall(&'static str),
     /// Malformed XML, a DOCTYPE, a body that cannot be read: `400`.
@@ -25,8 +29,16 @@ pub enum QvError {
     UnsafeRedirect,
     /// Failed redemption with an empty `back`: `401` page.
     Unauthorized,
-    /// The store could not be reached: `503`.
-    Unavailable,
+    /// A page behind the session, no session, and no login page configured: `401` page.
+    NotSignedIn,
+    /// The store could not be reached: `503`, logged and counted where it is rendered.
+    Unavailable(StoreError),
+}
+
+impl From<StoreError> for QvError {
+    fn from(e: StoreError) -> Self {
+        QvError::Unavailable(e)
+    }
 }
 
 impl From<BodyError> for QvError {
@@ -38,35 +50,37 @@ impl From<BodyError> for QvError {
     }
 }
 
+/// AccessPoint's reply envelope for an error: `<result>` with an `ErrorMessage` value.
+fn accesspoint_error(reason: &str) -> String {
+    format!(
+        "<result><object><value name=\"ErrorMessage\" text=\"{}\"/></object></result>",
+        escape::html(reason)
+    )
+}
+
 /// The XML envelope of an error: `Invalid call` in `_retval_`, so every known client reads
 /// it as a failure, and the reason beside it.
 fn xml_error(reason: &str) -> String {
-    let reason = html_escape(reason);
+    let reason = escape::html(reason);
     format!("<Global><_retval_>Invalid call</_retval_><_error_>{reason}</_error_></Global>")
-}
-
-fn page(title: &str, text: &str) -> String {
-    format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body><h1>{title}</h1><p>{text}</p></body></html>"
-    )
 }
 
 impl QvError {
     /// A short label for logs and metrics.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             QvError::InvalidCall(why) => why,
             QvError::BadXml(_) => "bad_xml",
             QvError::TooLarge => "payload_too_large",
             QvError::MethodNotAllowed(_) => "method_not_allowed",
             QvError::UnsafeRedirect => "unsafe_redirect",
-            QvError::Unauthorized => "unauthorized",
-            QvError::Unavailable => "store_unavailable",
+            QvError::Unauthorized | QvError::NotSignedIn => "unauthorized",
+            QvError::Unavailable(_) => "store_unavailable",
         }
     }
 
     /// The response QlikView would give.
-    pub fn into_response(self, qv: &QlikView) -> Response<Body> {
+    pub(crate) fn into_response(self, qv: &QlikView) -> Response<Body> {
         match self {
             QvError::InvalidCall(_) => {
                 respond(qv.invalid_call_status, XML, qv.invalid_call_body.clone())
@@ -87,24 +101,49 @@ impl QvError {
                     .insert(ALLOW, HeaderValue::from_static(allow));
                 res
             }
-            QvError::UnsafeRedirect => respond(
+            QvError::UnsafeRedirect => page(
                 StatusCode::BAD_REQUEST,
-                HTML,
-                page("Bad request", "The redirect target is not an allowed host."),
+                "Bad request",
+                "The redirect target is not an allowed host.",
             ),
-            QvError::Unauthorized => respond(
+            QvError::Unauthorized => page(
                 StatusCode::UNAUTHORIZED,
-                HTML,
-                page(
-                    "Not signed in",
-                    "The ticket is unknown, used or expired. Sign in through your portal again.",
-                ),
+                "Not signed in",
+                "The ticket is unknown, used or expired. Sign in through your portal again.",
             ),
-            QvError::Unavailable => respond(
-                StatusCode::SERVICE_UNAVAILABLE,
-                XML,
-                xml_error("the ticket store is unavailable; try again later"),
+            QvError::NotSignedIn => page(
+                StatusCode::UNAUTHORIZED,
+                "Not signed in",
+                "Sign in through your portal.",
             ),
+            QvError::Unavailable(e) => {
+                telemetry::store_failed(&e);
+                respond(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    XML,
+                    xml_error("the ticket store is unavailable; try again later"),
+                )
+            }
         }
+    }
+
+    /// The failure of an AccessPoint command, in AccessPoint's own `<result>` envelope.
+    pub(crate) fn into_accesspoint_response(self) -> Response<Body> {
+        let (status, reason) = match self {
+            QvError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large".to_owned(),
+            ),
+            QvError::BadXml(reason) => (StatusCode::BAD_REQUEST, reason),
+            QvError::Unavailable(e) => {
+                telemetry::store_failed(&e);
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the session store is unavailable".to_owned(),
+                )
+            }
+            other => (StatusCode::BAD_REQUEST, other.label().to_owned()),
+        };
+        respond(status, XML, accesspoint_error(&reason))
     }
 }

@@ -3,31 +3,29 @@
 //! session the browser goes to the configured login page; with one, the built-in identity
 //! page stands in for the QlikView web server.
 
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 
-use super::current_session;
 use super::error::QvError;
-use crate::gateway::{Conn, Gateway};
-use crate::http::{found, percent_encode_lower, query_param, respond, Body, HTML};
+use super::session;
+use crate::conn::Conn;
+use crate::http::headers::header_value;
+use crate::http::{found, percent_encode_lower, query_param, Body};
 use crate::identity_page;
-use crate::proxy::{self, header_value, Forward};
-use ticket_core::Identity;
+use crate::proxy::Forward;
+use crate::state::State;
 
 /// Serves a protected QlikView page: proxied to `[qlikview] upstream` with the user in the
 /// header-authentication header (`QVUSER: CUSTOM\jdoe`), or the identity page.
-pub(crate) async fn serve<B>(gw: &Gateway, req: Request<B>, conn: &Conn) -> Response<Body>
+pub(crate) async fn serve<B>(state: &State, req: Request<B>, conn: &Conn) -> Response<Body>
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<crate::http::BoxError>,
 {
-    let qv = &gw.settings().qlikview;
-    match current_session(gw, req.headers()).await {
+    let qv = &state.settings.qlikview;
+    match session::current(state, req.headers()).await {
         Ok(Some(session)) => match &qv.upstream {
             Some(upstream) => {
-                let user = match &session.identity {
-                    Identity::QlikView { user_id, .. } => user_id.as_str(),
-                    Identity::Qps { user_id, .. } => user_id.as_str(),
-                };
+                let (_, user) = session.identity.user();
                 let value = header_value(&format!("{}{user}", qv.upstream_user_prefix));
                 let to = Forward {
                     upstream,
@@ -35,27 +33,28 @@ where
                     also_strip: Some(&qv.upstream_user_header),
                     session: (&session.realm, &session.id),
                 };
-                proxy::forward(gw, req, to, conn).await
+                state.proxy.forward(req, to, conn).await
             }
             None => {
                 let document = query_param(req.uri().query(), "document");
-                identity_page::render(req.headers(), req.uri().path(), document.as_deref(), &session.identity)
+                identity_page::render(
+                    req.headers(),
+                    req.uri().path(),
+                    document.as_deref(),
+                    &session.identity,
+                )
             }
         },
-        Ok(None) if qv.login_url.is_empty() => respond(
-            StatusCode::UNAUTHORIZED,
-            HTML,
-            "<!DOCTYPE html><html><head><title>Not signed in</title></head><body><h1>Not signed in</h1><p>Sign in through your portal.</p></body></html>",
-        ),
+        Ok(None) if qv.login_url.is_empty() => QvError::NotSignedIn.into_response(qv),
         Ok(None) if qv.login_is_demo => {
             let back = req.uri().path_and_query().map_or("/", |p| p.as_str());
-            found(&format!("{}?try={}", qv.login_url, percent_encode_lower(back)))
+            found(&format!(
+                "{}?try={}",
+                qv.login_url,
+                percent_encode_lower(back)
+            ))
         }
         Ok(None) => found(&qv.login_url),
-        Err(e) => {
-            tracing::error!(error = %e, "session store failed");
-            crate::metrics::store_error();
-            QvError::Unavailable.into_response(qv)
-        }
+        Err(e) => QvError::Unavailable(e).into_response(qv),
     }
 }

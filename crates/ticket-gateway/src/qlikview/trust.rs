@@ -11,14 +11,14 @@ use subtle::ConstantTimeEq;
 use crate::config::QlikView;
 
 /// Whether the caller is trusted by address or by credentials.
-pub fn is_trusted(qv: &QlikView, peer: SocketAddr, headers: &HeaderMap) -> bool {
+pub(crate) fn is_trusted(qv: &QlikView, peer: SocketAddr, headers: &HeaderMap) -> bool {
     trusted_ip(qv, peer.ip()) || trusted_account(qv, headers)
 }
 
 /// Address trust. IPv4 and IPv6 are compared literally (`::1` is not `127.0.0.1`), but an
 /// IPv4-mapped IPv6 peer (`::ffff:10.0.0.1`, as a dual-stack socket reports IPv4 callers)
 /// is matched as the IPv4 address it is.
-pub fn trusted_ip(qv: &QlikView, ip: IpAddr) -> bool {
+pub(crate) fn trusted_ip(qv: &QlikView, ip: IpAddr) -> bool {
     let ip = match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
@@ -29,7 +29,7 @@ pub fn trusted_ip(qv: &QlikView, ip: IpAddr) -> bool {
 /// Credential trust: `Authorization: Basic` naming a configured account whose password
 /// hashes to the configured SHA-256. Every account is compared, in constant time, so the
 /// time taken says nothing about which part was wrong.
-pub fn trusted_account(qv: &QlikView, headers: &HeaderMap) -> bool {
+pub(crate) fn trusted_account(qv: &QlikView, headers: &HeaderMap) -> bool {
     if qv.trusted_accounts.is_empty() {
         return false;
     }

@@ -7,19 +7,20 @@ use ticket_core::{id, Identity};
 
 use super::error::{QvError, XML};
 use super::{trust, xml, REALM};
-use crate::audit;
-use crate::gateway::{Conn, Gateway};
+use crate::conn::Conn;
 use crate::http::{read_body, respond, Body, BoxError};
+use crate::state::State;
+use crate::telemetry::audit;
 
 /// The method the root element must name.
-pub const METHOD: &str = "GetWebTicket";
+pub(crate) const METHOD: &str = "GetWebTicket";
 
 /// Handles a GetWebTicket call.
 ///
 /// The caller is checked before the returned future is made: the future keeps only the
 /// body it has yet to read, not the whole request.
 pub(crate) fn get_web_ticket<'a, B>(
-    gw: &'a Gateway,
+    state: &'a State,
     req: Request<B>,
     conn: &'a Conn,
 ) -> impl Future<Output = Response<Body>> + 'a
@@ -27,12 +28,12 @@ where
     B: http_body::Body + 'a,
     B::Error: Into<BoxError>,
 {
-    let qv = &gw.settings().qlikview;
+    let qv = &state.settings.qlikview;
     let trusted = trust::is_trusted(qv, conn.peer, req.headers());
     let body = req.into_body();
     async move {
         let issued = if trusted {
-            issue(gw, body, conn).await
+            issue(state, body, conn).await
         } else {
             Err(QvError::InvalidCall("untrusted_caller"))
         };
@@ -57,12 +58,12 @@ fn reply(ticket: &str) -> String {
     out
 }
 
-async fn issue<B>(gw: &Gateway, body: B, conn: &Conn) -> Result<String, QvError>
+async fn issue<B>(state: &State, body: B, conn: &Conn) -> Result<String, QvError>
 where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
-    let body = read_body(body, gw.settings().limits.max_body_bytes).await?;
+    let body = read_body(body, state.settings.limits.max_body_bytes).await?;
     let doc = xml::parse(&body).map_err(|e| QvError::BadXml(e.to_string()))?;
     let method_ok = doc.root.eq_ignore_ascii_case("Global")
         && doc
@@ -79,37 +80,27 @@ where
     let (groups, groups_is_names) = match doc.groups.filter(|g| !g.is_empty()) {
         Some(groups) => (groups, doc.groups_is_names.unwrap_or(true)),
         // No groups sent: look them up, as the web server does. Looked-up groups are names.
-        None => (gw.groups().groups_of(&user_id), true),
+        None => (state.groups().groups_of(&user_id), true),
     };
     let identity = Identity::QlikView {
         user_id,
         groups,
         groups_is_names,
     };
-    let (ticket, stored) = gw
-        .core()
-        .issue_ticket(REALM, identity, None, id::web_ticket)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "ticket store failed");
-            crate::metrics::store_error();
-            QvError::Unavailable
-        })?;
-    audit::ticket_issued("qlikview", "", &stored.identity, &ticket, conn);
-    Ok(ticket)
+    issue_for(state, identity, conn).await
 }
 
-/// Issues a web ticket without the trust check, for the built-in demo portal.
-pub(crate) async fn issue_for_portal(
-    gw: &Gateway,
+/// Issues a web ticket for `identity`: the caller has been trusted already (a portal that
+/// passed the check, or the built-in demo portal).
+pub(crate) async fn issue_for(
+    state: &State,
     identity: Identity,
     conn: &Conn,
 ) -> Result<String, QvError> {
-    let (ticket, stored) = gw
-        .core()
+    let (ticket, stored) = state
+        .core
         .issue_ticket(REALM, identity, None, id::web_ticket)
-        .await
-        .map_err(|_| QvError::Unavailable)?;
+        .await?;
     audit::ticket_issued("qlikview", "", &stored.identity, &ticket, conn);
     Ok(ticket)
 }

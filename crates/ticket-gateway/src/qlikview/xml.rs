@@ -9,6 +9,9 @@
 //! entities and character references are ever decoded; nothing is expanded from the
 //! document itself.
 
+// Public for the fuzz targets, property tests and benchmarks (see `crate::fuzzing`).
+#![cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
@@ -220,6 +223,7 @@ fn end(open: &mut Open, req: &mut WebTicketRequest, text: &str) {
 }
 
 /// Writes a request back as a compact document (for round-trip property tests).
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn write(req: &WebTicketRequest) -> String {
     let esc = |s: &str| {
         s.replace('&', "&amp;")

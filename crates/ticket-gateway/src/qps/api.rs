@@ -8,12 +8,21 @@ use http::{Request, Response, StatusCode};
 use super::error::ApiError;
 use super::wire::{self, TicketRequest};
 use super::xrf;
-use crate::audit;
 use crate::config::VirtualProxy;
-use crate::gateway::{Conn, Gateway};
+use crate::conn::Conn;
 use crate::http::{read_body, respond, Body, BoxError, JSON};
-use crate::router::VpRef;
+use crate::state::State;
+use crate::telemetry::audit;
 use ticket_core::{id, Identity, Ticket};
+
+/// The virtual proxy an API path names.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum VpRef<'s> {
+    /// A configured virtual proxy.
+    Known(&'s VirtualProxy),
+    /// A prefix no virtual proxy has.
+    Unknown(String),
+}
 
 /// Checks the Xrfkey, then resolves the virtual proxy: an unknown prefix is only revealed
 /// to callers that pass the check.
@@ -32,7 +41,7 @@ pub(crate) fn admit<'s, B>(req: &Request<B>, vp: VpRef<'s>) -> Result<&'s Virtua
 /// The head is checked before the returned future is made: the future keeps only the body
 /// it has yet to read, not the whole request.
 pub(crate) fn add_ticket<'a, B>(
-    gw: &'a Gateway,
+    state: &'a State,
     req: Request<B>,
     vp: VpRef<'a>,
     conn: &'a Conn,
@@ -51,9 +60,9 @@ where
     async move {
         let result = async {
             let vp = admitted?;
-            let body = read_body(body, gw.settings().limits.max_body_bytes).await?;
+            let body = read_body(body, state.settings.limits.max_body_bytes).await?;
             let ticket_req = TicketRequest::read(&body).map_err(ApiError::BadRequest)?;
-            let (ticket, stored) = issue(gw, vp, ticket_req, conn).await?;
+            let (ticket, stored) = issue(state, vp, ticket_req, conn).await?;
             Ok::<_, ApiError>(wire::ticket_response(&stored, &ticket))
         }
         .await;
@@ -71,7 +80,7 @@ where
 /// authentication module. Returns the ticket and what was stored under it (the user, and
 /// the target URI its target id named). The request is moved into the ticket, not copied.
 pub(crate) async fn issue(
-    gw: &Gateway,
+    state: &State,
     vp: &VirtualProxy,
     req: TicketRequest,
     conn: &Conn,
@@ -81,8 +90,8 @@ pub(crate) async fn issue(
         user_id: req.user_id,
         attributes: req.attributes,
     };
-    let (ticket, stored) = gw
-        .core()
+    let (ticket, stored) = state
+        .core
         .issue_ticket(
             &vp.realm,
             identity,

@@ -1,17 +1,20 @@
 //! Every failure the QPS REST API can answer, rendered in one place in the proxy's own
-//! format: short `text/plain` bodies.
+//! format: short `text/plain` bodies. A store failure is logged and counted here, once.
 
 use http::header::{HeaderValue, ALLOW};
 use http::{Response, StatusCode};
 
+use ticket_core::StoreError;
+
 use crate::http::{respond, Body, BodyError, TEXT};
+use crate::telemetry;
 
 /// The exact body a real proxy sends when the Xrfkey check fails.
-pub const XSRF_BODY: &str = "XSRF prevention check failed. Possible XSRF discovered.";
+pub(crate) const XSRF_BODY: &str = "XSRF prevention check failed. Possible XSRF discovered.";
 
 /// A QPS REST API failure.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApiError {
+#[derive(Debug)]
+pub(crate) enum ApiError {
     /// Missing, malformed or mismatched Xrfkey: `403`.
     Xsrf,
     /// `client_auth = "optional-403"` and no valid client certificate: `403`.
@@ -32,15 +35,13 @@ pub enum ApiError {
     SessionExists(String),
     /// The user holds the most sessions allowed: `403`.
     TooManySessions(String),
-    /// The store could not be reached: `503`.
-    Unavailable,
+    /// The store could not be reached: `503`, logged and counted where it is rendered.
+    Unavailable(StoreError),
 }
 
-impl From<ticket_core::StoreError> for ApiError {
-    fn from(e: ticket_core::StoreError) -> Self {
-        tracing::error!(error = %e, "store failed");
-        crate::metrics::store_error();
-        ApiError::Unavailable
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Unavailable(e)
     }
 }
 
@@ -55,7 +56,7 @@ impl From<BodyError> for ApiError {
 
 impl ApiError {
     /// A short label for logs and metrics.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             ApiError::Xsrf => "xsrf",
             ApiError::ClientCertificate => "client_certificate",
@@ -67,12 +68,12 @@ impl ApiError {
             ApiError::NoSession(_) => "no_session",
             ApiError::SessionExists(_) => "session_exists",
             ApiError::TooManySessions(_) => "too_many_sessions",
-            ApiError::Unavailable => "store_unavailable",
+            ApiError::Unavailable(_) => "store_unavailable",
         }
     }
 
     /// The response a real proxy would give.
-    pub fn into_response(self) -> Response<Body> {
+    pub(crate) fn into_response(self) -> Response<Body> {
         let (status, body) = match self {
             ApiError::Xsrf => (StatusCode::FORBIDDEN, XSRF_BODY.to_owned()),
             ApiError::ClientCertificate => (
@@ -104,11 +105,70 @@ impl ApiError {
                 StatusCode::FORBIDDEN,
                 format!("UsageDenied: {user} already has the maximum number of sessions."),
             ),
-            ApiError::Unavailable => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The ticket store is unavailable. Try again later.".to_owned(),
-            ),
+            ApiError::Unavailable(e) => {
+                telemetry::store_failed(&e);
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The ticket store is unavailable. Try again later.".to_owned(),
+                )
+            }
         };
         respond(status, TEXT, body)
+    }
+}
+
+/// A failure a browser meets behind a virtual proxy: an HTML page (the personal API answers
+/// in JSON instead, see [`PageError::into_json`]).
+#[derive(Debug)]
+pub(crate) enum PageError {
+    /// The user already holds the most sessions allowed: `403`.
+    TooManySessions,
+    /// The store could not be reached: `503`, logged and counted here.
+    Unavailable(StoreError),
+}
+
+impl From<StoreError> for PageError {
+    fn from(e: StoreError) -> Self {
+        PageError::Unavailable(e)
+    }
+}
+
+impl PageError {
+    /// The page.
+    pub(crate) fn into_response(self) -> Response<Body> {
+        match self {
+            PageError::TooManySessions => crate::http::page(
+                StatusCode::FORBIDDEN,
+                "Too many sessions",
+                "You already have the maximum number of sessions open. Log out of another session, or wait for one to time out, and try again.",
+            ),
+            PageError::Unavailable(e) => {
+                telemetry::store_failed(&e);
+                crate::http::page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service unavailable",
+                    "The session store cannot be reached. Try again in a moment.",
+                )
+            }
+        }
+    }
+
+    /// The same failure as the personal API's JSON.
+    pub(crate) fn into_json(self) -> Response<Body> {
+        match self {
+            PageError::TooManySessions => respond(
+                StatusCode::FORBIDDEN,
+                crate::http::JSON,
+                "{\"error\":\"too many sessions\"}",
+            ),
+            PageError::Unavailable(e) => {
+                telemetry::store_failed(&e);
+                respond(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    crate::http::JSON,
+                    "{\"error\":\"the session store is unavailable\"}",
+                )
+            }
+        }
     }
 }

@@ -4,11 +4,11 @@ use http::header::{HeaderName, HeaderValue};
 use ticket_core::{Identity, Session};
 
 use crate::config::VirtualProxy;
+use crate::http::headers::{header_value, header_value_owned};
 use crate::http::push_percent_encoded_lower;
-use crate::proxy::{header_value, header_value_owned};
 
 /// `X-Qlik-User: UserDirectory=<url-encoded>; UserId=<url-encoded>`
-pub fn user_header(user_directory: &str, user_id: &str) -> String {
+pub(crate) fn user_header(user_directory: &str, user_id: &str) -> String {
     let mut out = String::with_capacity(24 + 3 * (user_directory.len() + user_id.len()));
     out.push_str("UserDirectory=");
     push_percent_encoded_lower(&mut out, user_directory);
@@ -20,7 +20,7 @@ pub fn user_header(user_directory: &str, user_id: &str) -> String {
 /// `X-Qlik-Security: SecureRequest=true; Context=AppAccess; k=v; k2=;` — attributes in
 /// order, repeats kept, empty values as `k=;`, each item closed by `;` as Qlik documents.
 /// Values pass through as given (Qlik documents no escaping).
-pub fn security_header(attributes: &[(String, String)]) -> String {
+pub(crate) fn security_header(attributes: &[(String, String)]) -> String {
     const HEAD: &str = "SecureRequest=true; Context=AppAccess;";
     let len = attributes.iter().map(|(k, v)| k.len() + v.len() + 3);
     let mut out = String::with_capacity(HEAD.len() + len.sum::<usize>());
@@ -36,7 +36,7 @@ pub fn security_header(attributes: &[(String, String)]) -> String {
 }
 
 /// Every identity header a Qlik Sense session sends to its back end.
-pub fn headers(vp: &VirtualProxy, session: &Session) -> Vec<(HeaderName, HeaderValue)> {
+pub(crate) fn headers(vp: &VirtualProxy, session: &Session) -> Vec<(HeaderName, HeaderValue)> {
     let Identity::Qps {
         user_directory,
         user_id,

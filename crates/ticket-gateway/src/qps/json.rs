@@ -9,8 +9,15 @@
 //! `serde_json` is strict by design and `json5` neither limits depth nor keeps order, which
 //! is why this one small reader exists.
 
+// Public for the fuzz targets, property tests and benchmarks (see `crate::fuzzing`).
+#![cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+
 use std::borrow::Cow;
 use std::fmt;
+
+#[cfg(any(test, feature = "fuzzing"))]
+use crate::text::escape::json_string;
+use crate::text::scan;
 
 /// Deepest nesting accepted. A ticket request needs three levels.
 pub const MAX_DEPTH: usize = 32;
@@ -29,11 +36,14 @@ pub enum Value<'a> {
     /// A string, unescaped.
     String(Cow<'a, str>),
     /// An array.
+    #[cfg(any(test, feature = "fuzzing"))]
     Array(Vec<Value<'a>>),
     /// An object, members in document order (duplicates kept).
+    #[cfg(any(test, feature = "fuzzing"))]
     Object(Vec<(Cow<'a, str>, Value<'a>)>),
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
 impl<'a> Value<'a> {
     /// The last member whose name matches `name` in any casing: Newtonsoft matches property
     /// names case-insensitively, and a later duplicate overwrites an earlier one.
@@ -63,120 +73,48 @@ impl<'a> Value<'a> {
     /// Writes the value back as strict JSON (used by property tests: whatever is read
     /// survives a write/read round trip).
     pub fn to_json(&self) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
         self.write(&mut out);
-        out
+        // Only UTF-8 text and ASCII punctuation are ever written.
+        String::from_utf8(out).unwrap_or_default()
     }
 
-    fn write(&self, out: &mut String) {
+    fn write(&self, out: &mut Vec<u8>) {
         match self {
-            Value::Null => out.push_str("null"),
-            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Number(n) => out.push_str(n),
-            Value::String(s) => write_string(out, s),
+            Value::Null => out.extend_from_slice(b"null"),
+            Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Value::Number(n) => out.extend_from_slice(n.as_bytes()),
+            Value::String(s) => json_string(out, s),
             Value::Array(items) => {
-                out.push('[');
+                out.push(b'[');
                 for (i, v) in items.iter().enumerate() {
                     if i > 0 {
-                        out.push(',');
+                        out.push(b',');
                     }
                     v.write(out);
                 }
-                out.push(']');
+                out.push(b']');
             }
             Value::Object(members) => {
-                out.push('{');
+                out.push(b'{');
                 for (i, (k, v)) in members.iter().enumerate() {
                     if i > 0 {
-                        out.push(',');
+                        out.push(b',');
                     }
-                    write_string(out, k);
-                    out.push(':');
+                    json_string(out, k);
+                    out.push(b':');
                     v.write(out);
                 }
-                out.push('}');
+                out.push(b'}');
             }
         }
     }
 }
 
 /// An array or object where a string was expected.
+#[cfg(any(test, feature = "fuzzing"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotText;
-
-/// Appends `s` as a JSON string literal.
-pub fn write_string(out: &mut String, s: &str) {
-    out.reserve(s.len() + 2);
-    out.push('"');
-    let mut rest = s;
-    // Runs of characters that need no escape are copied whole: user names, attributes and
-    // tickets almost never hold one.
-    while let Some(i) = first_to_escape(rest.as_bytes()) {
-        out.push_str(&rest[..i]);
-        let b = rest.as_bytes()[i];
-        match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            _ => {
-                out.push_str("\\u00");
-                out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-                out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-            }
-        }
-        rest = &rest[i + 1..];
-    }
-    out.push_str(rest);
-    out.push('"');
-}
-
-/// Where the first `a` or `b` in `s` is, eight bytes at a time (see [`crate::logscan`]).
-fn first_of(s: &[u8], a: u8, b: u8) -> Option<usize> {
-    use crate::logscan::equal;
-    let mut words = s.chunks_exact(8);
-    let mut at = 0;
-    for w in &mut words {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(w);
-        let w = u64::from_le_bytes(word);
-        let flagged = equal(w, a) | equal(w, b);
-        if flagged != 0 {
-            return Some(at + (flagged.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    words
-        .remainder()
-        .iter()
-        .position(|&c| c == a || c == b)
-        .map(|i| at + i)
-}
-
-/// Where the first byte that a JSON string must escape (`"`, `\`, a control character)
-/// is, eight bytes at a time (see [`crate::logscan`]): a word's lowest flagged byte is
-/// always a true one.
-fn first_to_escape(b: &[u8]) -> Option<usize> {
-    use crate::logscan::{below, equal};
-    let mut words = b.chunks_exact(8);
-    let mut at = 0;
-    for w in &mut words {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(w);
-        let w = u64::from_le_bytes(word);
-        let flagged = equal(w, b'"') | equal(w, b'\\') | below(w, 0x20);
-        if flagged != 0 {
-            return Some(at + (flagged.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    words
-        .remainder()
-        .iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        .map(|i| at + i)
-}
 
 /// Why a document was refused, with the byte offset where reading stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,6 +131,7 @@ impl fmt::Display for JsonError {
     }
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
 /// Reads one JSON value from `input`, which may start with a UTF-8 byte-order mark.
 pub fn parse(input: &[u8]) -> Result<Value<'_>, JsonError> {
     let mut r = Reader::open(input)?;
@@ -303,6 +242,7 @@ impl<'a> Reader<'a> {
         Ok(self.peek())
     }
 
+    #[cfg(any(test, feature = "fuzzing"))]
     fn value(&mut self, depth: usize) -> Result<Value<'a>, JsonError> {
         match self.enter(depth)? {
             Some(b'{') => {
@@ -339,6 +279,7 @@ impl<'a> Reader<'a> {
                 Value::Number(n) => Text::Text(Cow::Borrowed(n)),
                 Value::String(s) => Text::Text(s),
                 // `scalar` reads neither.
+                #[cfg(any(test, feature = "fuzzing"))]
                 Value::Array(_) | Value::Object(_) => Text::NotText,
             },
         })
@@ -498,7 +439,8 @@ impl<'a> Reader<'a> {
     fn string(&mut self, quote: u8) -> Result<Cow<'a, str>, JsonError> {
         self.pos += 1;
         let first = self.pos;
-        let end = |r: &Self| first_of(&r.s[r.pos..], quote, b'\\').map_or(r.s.len(), |i| r.pos + i);
+        let end =
+            |r: &Self| scan::find2(&r.s[r.pos..], quote, b'\\').map_or(r.s.len(), |i| r.pos + i);
         self.pos = end(self);
         if self.peek() == Some(quote) {
             self.pos += 1;
@@ -633,27 +575,6 @@ mod tests {
         );
         let ok = format!("{}{}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
         assert!(parse(ok.as_bytes()).is_ok());
-    }
-
-    #[test]
-    fn strings_are_escaped_wherever_the_byte_falls() {
-        let plain = "abcdefghijklmnopqrstuvwxyzé0123";
-        for len in 0..plain.len() {
-            let Some(base) = plain.get(..len) else {
-                continue;
-            };
-            for at in 0..=base.len() {
-                if !base.is_char_boundary(at) {
-                    continue;
-                }
-                for special in ['"', '\\', '\n', '\u{1}', '\u{1f}', ' ', '\u{7f}'] {
-                    let s = format!("{}{special}{}", &base[..at], &base[at..]);
-                    let mut out = String::new();
-                    write_string(&mut out, &s);
-                    assert_eq!(out, serde_json::to_string(&s).unwrap(), "{s:?}");
-                }
-            }
-        }
     }
 
     #[test]

@@ -1,17 +1,25 @@
 //! The Qlik Sense Proxy Service dialect.
 //!
 //! - [`api`]: the REST API an authentication module calls (`POST /qps/{vp}/ticket`).
-//! - [`frontend`]: what a browser meets: the redirect to the authentication module, ticket
-//!   redemption with `qlikTicket`, and the session cookie.
+//! - [`session_api`]: the session and user APIs on the REST listener.
+//! - [`frontend`]: what a browser meets: the redirect to the authentication module
+//!   ([`login`]), ticket redemption with `qlikTicket`, and the session cookie
+//!   ([`session`]).
+//! - [`personal`]: the personal API a browser calls with its cookie.
+//! - [`identity`]: the headers that tell a back end who the user is.
 //! - [`json`], [`wire`], [`xrf`]: the reader, the documents and the Xrfkey check.
-//! - [`error`]: every API failure, rendered in one place.
+//! - [`error`]: every failure, rendered in one place.
 
-pub mod api;
-pub mod error;
-pub mod frontend;
-pub mod identity;
+pub(crate) mod api;
+pub(crate) mod error;
+pub(crate) mod frontend;
+pub(crate) mod identity;
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
 pub mod json;
-pub mod personal;
-pub mod session_api;
-pub mod wire;
+pub(crate) mod login;
+pub(crate) mod personal;
+pub(crate) mod session;
+pub(crate) mod session_api;
+pub(crate) mod wire;
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
 pub mod xrf;

@@ -3,107 +3,103 @@
 //! hub makes it). Keys are camelCase here, unlike the REST API.
 
 use http::{Method, Request, Response, StatusCode};
+use serde::Serialize;
 
-use super::frontend::{
-    clear_session_cookies, current_session, frontend_url, login_location, session_ids,
-};
-use super::json::write_string;
-use crate::audit;
+use super::error::PageError;
+use super::{login, session};
 use crate::config::VirtualProxy;
-use crate::gateway::{Conn, Gateway};
+use crate::conn::Conn;
+use crate::http::redirect::is_allowed;
 use crate::http::{empty, query_param, respond, Body, JSON};
-use crate::redirect::is_allowed;
-use ticket_core::Identity;
+use crate::state::State;
+use crate::telemetry::audit;
+
+/// `GET /{vp}/qps/user` with a session.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct User<'a> {
+    user_directory: &'a str,
+    user_id: &'a str,
+    user_name: &'a str,
+    logout_uri: &'a str,
+}
+
+/// `GET /{vp}/qps/user` without one.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Inactive<'a> {
+    session: &'static str,
+    login_uri: &'a str,
+}
 
 /// Handles `GET` and `DELETE /{vp}/qps/user`.
 pub(crate) async fn handle<B>(
-    gw: &Gateway,
+    state: &State,
     req: Request<B>,
     vp: &VirtualProxy,
     conn: &Conn,
 ) -> Response<Body> {
-    if req.method() == Method::DELETE {
-        return logout(gw, &req, vp, conn).await;
-    }
-    let unavailable = || {
-        respond(
-            StatusCode::SERVICE_UNAVAILABLE,
-            JSON,
-            "{\"error\":\"the session store is unavailable\"}",
-        )
+    let result = if req.method() == Method::DELETE {
+        logout(state, &req, vp, conn).await
+    } else {
+        user(state, &req, vp).await
     };
-    match current_session(gw, vp, &req).await {
-        Ok(Some(session)) => {
-            let (dir, user) = match &session.identity {
-                Identity::Qps {
-                    user_directory,
-                    user_id,
-                    ..
-                } => (user_directory.as_str(), user_id.as_str()),
-                Identity::QlikView { user_id, .. } => ("", user_id.as_str()),
-            };
-            let mut body = String::from("{\"userDirectory\":");
-            write_string(&mut body, dir);
-            body.push_str(",\"userId\":");
-            write_string(&mut body, user);
-            body.push_str(",\"userName\":");
-            write_string(&mut body, user);
-            body.push_str(",\"logoutUri\":");
-            write_string(&mut body, &frontend_url(gw, vp, "/qps/user"));
-            body.push('}');
-            respond(StatusCode::OK, JSON, body)
+    result.unwrap_or_else(PageError::into_json)
+}
+
+async fn user<B>(
+    state: &State,
+    req: &Request<B>,
+    vp: &VirtualProxy,
+) -> Result<Response<Body>, PageError> {
+    let body = match session::current(state, vp, req.headers()).await? {
+        Some(session) => {
+            let (dir, user) = session.identity.user();
+            serde_json::to_vec(&User {
+                user_directory: dir,
+                user_id: user,
+                user_name: user,
+                logout_uri: &login::frontend_url(state, vp, "/qps/user"),
+            })
         }
-        Ok(None) => {
-            let own = [gw.settings().frontend.public_url.as_str()];
+        None => {
+            let settings = &state.settings;
+            let own = [settings.frontend.public_url.as_str()];
             let target = query_param(req.uri().query(), "targetUri")
                 .map(|t| t.into_owned())
                 .filter(|t| {
-                    !t.is_empty()
-                        && is_allowed(t, &own, &gw.settings().frontend.allowed_redirect_hosts)
+                    !t.is_empty() && is_allowed(t, &own, &settings.frontend.allowed_redirect_hosts)
                 })
-                .unwrap_or_else(|| frontend_url(gw, vp, "/hub/"));
-            match login_location(gw, vp, &target).await {
-                Ok(login) => {
-                    let mut body = String::from("{\"session\":\"inactive\",\"loginUri\":");
-                    write_string(&mut body, &login);
-                    body.push('}');
-                    respond(StatusCode::OK, JSON, body)
-                }
-                Err(_) => unavailable(),
-            }
+                .unwrap_or_else(|| login::frontend_url(state, vp, "/hub/"));
+            let login = login::location(state, vp, &target).await?;
+            serde_json::to_vec(&Inactive {
+                session: "inactive",
+                login_uri: &login,
+            })
         }
-        Err(()) => unavailable(),
-    }
+    };
+    // Serializing a struct of strings cannot fail.
+    Ok(respond(StatusCode::OK, JSON, body.unwrap_or_default()))
 }
 
 /// `DELETE /{vp}/qps/user`: the session ends at once, its sockets close, the cookie is
 /// expired. Without a session it is a `200` all the same.
 async fn logout<B>(
-    gw: &Gateway,
+    state: &State,
     req: &Request<B>,
     vp: &VirtualProxy,
     conn: &Conn,
-) -> Response<Body> {
-    for id in session_ids(vp, req) {
-        match gw.end_session(&vp.realm, id).await {
-            Ok(Some(s)) => audit::session_ended(
+) -> Result<Response<Body>, PageError> {
+    for id in session::ids(vp, req.headers()) {
+        if let Some(s) = state.end_session(&vp.realm, id).await? {
+            audit::session_ended(
                 "qps",
                 &vp.prefix,
                 &s.identity,
                 &s.id,
                 conn,
                 "personal API logout",
-            ),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "session store failed");
-                crate::metrics::store_error();
-                return respond(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    JSON,
-                    "{\"error\":\"the session store is unavailable\"}",
-                );
-            }
+            );
         }
     }
     let mut res = Response::new(empty());
@@ -112,6 +108,6 @@ async fn logout<B>(
         http::header::CONTENT_LENGTH,
         http::HeaderValue::from_static("0"),
     );
-    clear_session_cookies(&mut res, vp, conn);
-    res
+    session::clear_cookies(&mut res, vp, conn);
+    Ok(res)
 }

@@ -7,20 +7,53 @@
 //! ticket. Bodies of GET and DELETE are never read.
 
 use http::{Request, Response, StatusCode};
+use serde::Serialize;
 use ticket_core::{Identity, Session, StoreError};
 
-use super::api::admit;
+use super::api::{admit, VpRef};
 use super::error::ApiError;
-use super::wire::{self, SessionRequest};
-use crate::audit;
+use super::session;
+use super::wire::{sessions_doc, DeletedDoc, SessionDoc, SessionRequest};
 use crate::config::VirtualProxy;
-use crate::gateway::{Conn, Gateway};
+use crate::conn::Conn;
 use crate::http::{read_body, respond, Body, BoxError, JSON};
-use crate::router::{SessionOp, VpRef};
+use crate::state::State;
+use crate::telemetry::audit;
+
+/// A session API operation.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SessionOp {
+    /// `POST /qps/{vp}/session`.
+    Create,
+    /// `GET /qps/{vp}/session`.
+    List,
+    /// `GET /qps/{vp}/session/{id}`.
+    Get(String),
+    /// `DELETE /qps/{vp}/session/{id}`.
+    Delete(String),
+    /// `GET /qps/{vp}/user/{directory}/{id}`.
+    User(String, String),
+    /// `DELETE /qps/{vp}/user/{directory}/{id}`.
+    LogoutUser(String, String),
+}
+
+impl SessionOp {
+    /// The operation's name, for the access log and metrics.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            SessionOp::Create => "qps_session_create",
+            SessionOp::List => "qps_session_list",
+            SessionOp::Get(_) => "qps_session_get",
+            SessionOp::Delete(_) => "qps_session_delete",
+            SessionOp::User(..) => "qps_user_get",
+            SessionOp::LogoutUser(..) => "qps_user_delete",
+        }
+    }
+}
 
 /// Handles one session or user API call.
 pub(crate) async fn handle<B>(
-    gw: &Gateway,
+    state: &State,
     req: Request<B>,
     vp: VpRef<'_>,
     op: SessionOp,
@@ -32,18 +65,19 @@ where
 {
     let result = async {
         let vp = admit(&req, vp)?;
-        let store = gw.core();
+        let core = &state.core;
         match op {
-            SessionOp::Create => create(gw, req, vp, conn).await,
-            SessionOp::List => Ok(ok(wire::sessions_response(
-                &store.sessions(&vp.realm).await?,
-            ))),
-            SessionOp::Get(id) => match store.session(&vp.realm, &id).await? {
-                Some(s) => Ok(ok(one(&s))),
+            SessionOp::Create => create(state, req, vp, conn).await,
+            SessionOp::List => Ok(json(
+                StatusCode::OK,
+                &sessions_doc(&core.sessions(&vp.realm).await?),
+            )),
+            SessionOp::Get(id) => match core.session(&vp.realm, &id).await? {
+                Some(s) => Ok(json(StatusCode::OK, &SessionDoc::of(&s))),
                 None => Err(ApiError::NoSession(id)),
             },
             SessionOp::Delete(id) => {
-                let session = gw
+                let session = state
                     .end_session(&vp.realm, &id)
                     .await?
                     .ok_or(ApiError::NoSession(id))?;
@@ -55,29 +89,25 @@ where
                     conn,
                     "session API delete",
                 );
-                let last = store
-                    .user_sessions(&vp.realm, &session.user_key())
-                    .await?
-                    .is_empty();
-                let mut body = String::from("{\"Session\":");
-                wire::write_session(&mut body, &session);
-                body.push_str(if last {
-                    ",\"LastSessionForUser\":true}"
-                } else {
-                    ",\"LastSessionForUser\":false}"
-                });
-                Ok(ok(body))
+                let left = core.user_sessions(&vp.realm, &session.user_key()).await?;
+                Ok(json(
+                    StatusCode::OK,
+                    &DeletedDoc {
+                        session: SessionDoc::of(&session),
+                        last_session_for_user: left.is_empty(),
+                    },
+                ))
             }
             SessionOp::User(dir, id) => {
-                let sessions = store.user_sessions(&vp.realm, &user_key(&dir, &id)).await?;
-                Ok(ok(wire::sessions_response(&sessions)))
+                let sessions = core.user_sessions(&vp.realm, &user_key(&dir, &id)).await?;
+                Ok(json(StatusCode::OK, &sessions_doc(&sessions)))
             }
             SessionOp::LogoutUser(dir, id) => {
-                let ended = store
+                let ended = core
                     .end_user_sessions(&vp.realm, &user_key(&dir, &id))
                     .await?;
                 for s in &ended {
-                    gw.sockets().close(&s.realm, &s.id);
+                    state.proxy.sockets.close(&s.realm, &s.id);
                     audit::session_ended(
                         "qps",
                         &vp.prefix,
@@ -87,7 +117,7 @@ where
                         "user API delete",
                     );
                 }
-                Ok(ok(wire::sessions_response(&ended)))
+                Ok(json(StatusCode::OK, &sessions_doc(&ended)))
             }
         }
     }
@@ -97,7 +127,7 @@ where
 
 /// `POST /qps/{vp}/session`.
 async fn create<B>(
-    gw: &Gateway,
+    state: &State,
     req: Request<B>,
     vp: &VirtualProxy,
     conn: &Conn,
@@ -106,7 +136,7 @@ where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
-    let body = read_body(req.into_body(), gw.settings().limits.max_body_bytes).await?;
+    let body = read_body(req.into_body(), state.settings.limits.max_body_bytes).await?;
     let r = SessionRequest::read(&body).map_err(ApiError::BadRequest)?;
     let session = Session {
         realm: vp.realm.clone(),
@@ -117,8 +147,8 @@ where
             attributes: r.attributes,
         },
     };
-    let inserted = gw
-        .core()
+    let inserted = state
+        .core
         .insert_session(
             &session,
             vp.session_inactivity_timeout,
@@ -127,19 +157,12 @@ where
         .await;
     match inserted {
         Ok(evicted) => {
-            super::frontend::session_started(gw, vp, &session, evicted, conn);
-            Ok(respond(StatusCode::CREATED, JSON, one(&session)))
+            session::started(state, vp, &session, evicted, conn);
+            Ok(json(StatusCode::CREATED, &SessionDoc::of(&session)))
         }
         Err(StoreError::Conflict) => Err(ApiError::SessionExists(session.id)),
         Err(StoreError::LimitReached) => {
-            let (dir, user) = match &session.identity {
-                Identity::Qps {
-                    user_directory,
-                    user_id,
-                    ..
-                } => (user_directory.as_str(), user_id.as_str()),
-                Identity::QlikView { user_id, .. } => ("", user_id.as_str()),
-            };
+            let (dir, user) = session.identity.user();
             Err(ApiError::TooManySessions(format!("{dir}\\{user}")))
         }
         Err(e) => Err(e.into()),
@@ -156,12 +179,7 @@ fn user_key(directory: &str, id: &str) -> String {
     .user_key()
 }
 
-fn one(session: &Session) -> String {
-    let mut out = String::new();
-    wire::write_session(&mut out, session);
-    out
-}
-
-fn ok(body: String) -> Response<Body> {
-    respond(StatusCode::OK, JSON, body)
+/// A JSON reply. The documents are structs of strings: serializing cannot fail.
+fn json(status: StatusCode, doc: &impl Serialize) -> Response<Body> {
+    respond(status, JSON, serde_json::to_vec(doc).unwrap_or_default())
 }

@@ -1,6 +1,15 @@
 //! The QPS REST documents exactly as the proxy spells them: lenient in, PascalCase out.
 
-use super::json::{write_string, JsonError, Reader, Text, Value};
+// Public for the fuzz targets, property tests and benchmarks (see `crate::fuzzing`).
+#![cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+
+use serde::Serialize;
+
+#[cfg(any(test, feature = "fuzzing"))]
+use super::json::Value;
+use super::json::{JsonError, Reader, Text};
+use crate::identity_page::Attributes;
+use crate::text::escape::json_string;
 
 /// A `POST /qps/{vp}/ticket` body, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +39,7 @@ impl TicketRequest {
         })
     }
 
+    #[cfg(any(test, feature = "fuzzing"))]
     /// Binds a parsed document the way the .NET proxy does: property names in any casing,
     /// unknown properties ignored, scalars read as text.
     pub fn from_json(v: &Value) -> Result<TicketRequest, String> {
@@ -76,6 +86,7 @@ impl SessionRequest {
         })
     }
 
+    #[cfg(any(test, feature = "fuzzing"))]
     /// Binds a parsed document with the same leniency as [`TicketRequest::from_json`].
     pub fn from_json(v: &Value) -> Result<SessionRequest, String> {
         if !matches!(v, Value::Object(_)) {
@@ -100,14 +111,14 @@ struct UserDocument<'a> {
     object: bool,
     user_directory: Option<Text<'a>>,
     user_id: Option<Text<'a>>,
-    attributes: Option<Attributes>,
+    attributes: Option<AttributesRead>,
     /// `extra_name`'s value: `TargetId` or `SessionId`.
     extra: Option<Text<'a>>,
     extra_name: &'static str,
 }
 
 /// What an `Attributes` member held, judged as it is read.
-enum Attributes {
+enum AttributesRead {
     /// `null`: none.
     Null,
     /// The pairs, in order.
@@ -158,9 +169,9 @@ impl<'a> UserDocument<'a> {
 
     fn take_attributes(&mut self) -> Result<Vec<(String, String)>, String> {
         match self.attributes.take() {
-            None | Some(Attributes::Null) => Ok(Vec::new()),
-            Some(Attributes::Pairs(pairs)) => Ok(pairs),
-            Some(Attributes::Refused(why)) => Err(why),
+            None | Some(AttributesRead::Null) => Ok(Vec::new()),
+            Some(AttributesRead::Pairs(pairs)) => Ok(pairs),
+            Some(AttributesRead::Refused(why)) => Err(why),
         }
     }
 
@@ -186,12 +197,12 @@ fn user_text(name: &str, value: &Option<Text<'_>>) -> Result<String, String> {
 }
 
 /// An `Attributes` value at `depth`, bound as [`attributes`] binds one.
-fn read_attributes(r: &mut Reader<'_>, depth: usize) -> Result<Attributes, JsonError> {
+fn read_attributes(r: &mut Reader<'_>, depth: usize) -> Result<AttributesRead, JsonError> {
     let not_objects = || "Attributes must be an array of objects.".to_owned();
     if !r.at(b'[') {
         return Ok(match r.text(depth)? {
-            Text::Null => Attributes::Null,
-            _ => Attributes::Refused(not_objects()),
+            Text::Null => AttributesRead::Null,
+            _ => AttributesRead::Refused(not_objects()),
         });
     }
     let mut pairs = Vec::new();
@@ -224,39 +235,59 @@ fn read_attributes(r: &mut Reader<'_>, depth: usize) -> Result<Attributes, JsonE
         })
     })?;
     Ok(match refused {
-        Some(why) => Attributes::Refused(why),
-        None => Attributes::Pairs(pairs),
+        Some(why) => AttributesRead::Refused(why),
+        None => AttributesRead::Pairs(pairs),
     })
 }
 
-/// Appends a session struct: keys in the order `UserDirectory, UserId, Attributes,
-/// SessionId`, `Attributes` always present.
-pub fn write_session(out: &mut String, session: &ticket_core::Session) {
-    let (dir, user, attrs) = qps_user(&session.identity);
-    out.push_str("{\"UserDirectory\":");
-    write_string(out, dir);
-    out.push_str(",\"UserId\":");
-    write_string(out, user);
-    out.push_str(",\"Attributes\":");
-    write_attributes(out, attrs);
-    out.push_str(",\"SessionId\":");
-    write_string(out, &session.id);
-    out.push('}');
+/// A session struct as the session API writes it: keys in the order `UserDirectory,
+/// UserId, Attributes, SessionId`, `Attributes` always present.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct SessionDoc<'a> {
+    user_directory: &'a str,
+    user_id: &'a str,
+    attributes: Attributes<'a>,
+    session_id: &'a str,
 }
 
-/// A JSON array of session structs.
-pub fn sessions_response(sessions: &[ticket_core::Session]) -> String {
-    let mut out = String::from("[");
-    for (i, s) in sessions.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+impl<'a> SessionDoc<'a> {
+    /// The document of `session`.
+    pub(crate) fn of(session: &'a ticket_core::Session) -> Self {
+        let (user_directory, user_id) = session.identity.user();
+        SessionDoc {
+            user_directory,
+            user_id,
+            attributes: Attributes(qps_attributes(&session.identity)),
+            session_id: &session.id,
         }
-        write_session(&mut out, s);
     }
-    out.push(']');
-    out
 }
 
+/// `DELETE /qps/{vp}/session/{id}`: the session ended, and whether it was its user's last.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct DeletedDoc<'a> {
+    /// The session ended.
+    pub session: SessionDoc<'a>,
+    /// Whether the user has no session left.
+    pub last_session_for_user: bool,
+}
+
+/// A list of session structs.
+pub(crate) fn sessions_doc(sessions: &[ticket_core::Session]) -> Vec<SessionDoc<'_>> {
+    sessions.iter().map(SessionDoc::of).collect()
+}
+
+/// The attributes of a Qlik Sense user (a QlikView user has none).
+fn qps_attributes(identity: &ticket_core::Identity) -> &[(String, String)] {
+    match identity {
+        ticket_core::Identity::Qps { attributes, .. } => attributes,
+        ticket_core::Identity::QlikView { .. } => &[],
+    }
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
 fn text<'v>(v: &'v Value<'_>, name: &str) -> Result<Option<&'v str>, String> {
     match v.member(name) {
         None => Ok(None),
@@ -264,6 +295,7 @@ fn text<'v>(v: &'v Value<'_>, name: &str) -> Result<Option<&'v str>, String> {
     }
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
 /// `UserDirectory` and `UserId`: trimmed, not empty, no backslash (Qlik's documented rule).
 fn user_field(v: &Value, name: &str) -> Result<String, String> {
     checked_user_field(name, text(v, name)?.unwrap_or_default())
@@ -280,6 +312,7 @@ fn checked_user_field(name: &str, text: &str) -> Result<String, String> {
     Ok(trimmed.to_owned())
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
 /// `Attributes`: an array of objects, each usually one `{"key":"value"}` pair; keys repeat,
 /// values may be empty, order is kept.
 fn attributes(v: Option<&Value>) -> Result<Vec<(String, String)>, String> {
@@ -305,9 +338,13 @@ fn attributes(v: Option<&Value>) -> Result<Vec<(String, String)>, String> {
 
 /// The `201` body of a ticket request: keys in the order
 /// `UserDirectory, UserId, Attributes, Ticket, TargetUri`, `TargetUri` null when unknown.
-pub fn ticket_response(stored: &ticket_core::Ticket, ticket: &str) -> String {
-    let (dir, user, attrs) = qps_user(&stored.identity);
-    let mut out = String::with_capacity(
+///
+/// Written by hand, not with serde: it is the reply of every login, and the escaper copies
+/// each string whole when nothing needs escaping.
+pub(crate) fn ticket_response(stored: &ticket_core::Ticket, ticket: &str) -> Vec<u8> {
+    let (dir, user) = stored.identity.user();
+    let attrs = qps_attributes(&stored.identity);
+    let mut out = Vec::with_capacity(
         96 + dir.len()
             + user.len()
             + attrs
@@ -316,50 +353,27 @@ pub fn ticket_response(stored: &ticket_core::Ticket, ticket: &str) -> String {
                 .sum::<usize>()
             + stored.target_uri.as_ref().map_or(0, String::len),
     );
-    out.push_str("{\"UserDirectory\":");
-    write_string(&mut out, dir);
-    out.push_str(",\"UserId\":");
-    write_string(&mut out, user);
-    out.push_str(",\"Attributes\":");
-    write_attributes(&mut out, attrs);
-    out.push_str(",\"Ticket\":");
-    write_string(&mut out, ticket);
-    out.push_str(",\"TargetUri\":");
+    out.extend_from_slice(b"{\"UserDirectory\":");
+    json_string(&mut out, dir);
+    out.extend_from_slice(b",\"UserId\":");
+    json_string(&mut out, user);
+    out.extend_from_slice(b",\"Attributes\":[");
+    for (i, (k, v)) in attrs.iter().enumerate() {
+        out.extend_from_slice(if i == 0 { b"{" } else { b",{" });
+        json_string(&mut out, k);
+        out.push(b':');
+        json_string(&mut out, v);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"Ticket\":");
+    json_string(&mut out, ticket);
+    out.extend_from_slice(b",\"TargetUri\":");
     match &stored.target_uri {
-        Some(t) => write_string(&mut out, t),
-        None => out.push_str("null"),
+        Some(t) => json_string(&mut out, t),
+        None => out.extend_from_slice(b"null"),
     }
-    out.push('}');
+    out.push(b'}');
     out
-}
-
-/// Directory, id and attributes of a user as the QPS documents spell them (a QlikView
-/// user has no directory and no attributes).
-fn qps_user(identity: &ticket_core::Identity) -> (&str, &str, &[(String, String)]) {
-    match identity {
-        ticket_core::Identity::Qps {
-            user_directory,
-            user_id,
-            attributes,
-        } => (user_directory, user_id, attributes),
-        ticket_core::Identity::QlikView { user_id, .. } => ("", user_id, &[]),
-    }
-}
-
-/// `[{"k":"v"},…]`, one object per pair.
-pub fn write_attributes(out: &mut String, attributes: &[(String, String)]) {
-    out.push('[');
-    for (i, (k, v)) in attributes.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push('{');
-        write_string(out, k);
-        out.push(':');
-        write_string(out, v);
-        out.push('}');
-    }
-    out.push(']');
 }
 
 #[cfg(test)]
@@ -480,7 +494,7 @@ mod tests {
             target_uri: None,
         };
         assert_eq!(
-            ticket_response(&stored, "QzSPXzBmJKjhucPF"),
+            String::from_utf8(ticket_response(&stored, "QzSPXzBmJKjhucPF")).unwrap(),
             r#"{"UserDirectory":"ACME","UserId":"jdoe","Attributes":[{"Group":"Sales"},{"email":""}],"Ticket":"QzSPXzBmJKjhucPF","TargetUri":null}"#
         );
     }

@@ -4,6 +4,9 @@
 //! casing) and as the `X-Qlik-Xrfkey` header. A cross-site request cannot set the header,
 //! so a matching pair shows the caller is not a browser tricked into the call.
 
+// Public for the fuzz targets, property tests and benchmarks (see `crate::fuzzing`).
+#![cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+
 use http::{HeaderMap, HeaderName};
 
 use crate::http::query_param;

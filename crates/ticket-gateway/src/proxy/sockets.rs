@@ -8,13 +8,13 @@ use tokio_util::sync::CancellationToken;
 
 /// Session → one token shared by all its open sockets, and how many there are.
 #[derive(Debug, Default)]
-pub struct Sockets {
+pub(crate) struct Sockets {
     open: Mutex<HashMap<(String, String), (CancellationToken, usize)>>,
 }
 
 /// An open socket's registration; dropping it (when the socket ends) unregisters it.
 #[derive(Debug)]
-pub struct Registration {
+pub(crate) struct Registration {
     sockets: Arc<Sockets>,
     key: (String, String),
     /// Cancelled when the session logs out.
@@ -23,7 +23,7 @@ pub struct Registration {
 
 impl Sockets {
     /// Registers a socket of session `(realm, id)`.
-    pub fn register(self: &Arc<Self>, realm: &str, id: &str) -> Registration {
+    pub(crate) fn register(self: &Arc<Self>, realm: &str, id: &str) -> Registration {
         let key = (realm.to_owned(), id.to_owned());
         let mut open = self.lock();
         let entry = open
@@ -38,14 +38,14 @@ impl Sockets {
     }
 
     /// Closes every socket of session `(realm, id)`.
-    pub fn close(&self, realm: &str, id: &str) {
+    pub(crate) fn close(&self, realm: &str, id: &str) {
         if let Some((token, _)) = self.lock().remove(&(realm.to_owned(), id.to_owned())) {
             token.cancel();
         }
     }
 
     /// How many sockets are open, for tests and metrics.
-    pub fn open_count(&self) -> usize {
+    pub(crate) fn open_count(&self) -> usize {
         self.lock().values().map(|(_, n)| n).sum()
     }
 

@@ -7,20 +7,9 @@
 
 use ticket_core::Identity;
 
-use crate::gateway::Conn;
+use crate::conn::Conn;
 
 pub use ticket_core::audit::fingerprint;
-
-fn user(identity: &Identity) -> (&str, &str) {
-    match identity {
-        Identity::Qps {
-            user_directory,
-            user_id,
-            ..
-        } => (user_directory, user_id),
-        Identity::QlikView { user_id, .. } => ("", user_id),
-    }
-}
 
 /// A ticket was issued.
 pub fn ticket_issued(
@@ -30,8 +19,8 @@ pub fn ticket_issued(
     ticket: &str,
     conn: &Conn,
 ) {
-    crate::metrics::ticket_issued(dialect, vp);
-    let (dir, id) = user(identity);
+    super::metrics::ticket_issued(dialect, vp);
+    let (dir, id) = identity.user();
     let ticket = fingerprint(ticket);
     tracing::info!(target: "audit", event = "ticket_issued", dialect, vp, user_directory = dir,
         user_id = id, ticket = ticket.as_str(), peer = conn.peer_text(), outcome = "ok");
@@ -39,7 +28,7 @@ pub fn ticket_issued(
 
 /// A ticket request was refused; `reason` is a short label, also used as the metric's.
 pub fn ticket_refused(dialect: &'static str, vp: &str, conn: &Conn, reason: &'static str) {
-    crate::metrics::ticket_refused(dialect, vp, reason);
+    super::metrics::ticket_refused(dialect, vp, reason);
     tracing::info!(target: "audit", event = "ticket_refused", dialect, vp, peer = conn.peer_text(),
         outcome = "refused", reason);
 }
@@ -53,10 +42,10 @@ pub fn ticket_redeemed(
     conn: &Conn,
 ) {
     match identity {
-        Some(_) => crate::metrics::ticket_redeemed(dialect, vp),
-        None => crate::metrics::ticket_refused(dialect, vp, "unknown_used_or_expired"),
+        Some(_) => super::metrics::ticket_redeemed(dialect, vp),
+        None => super::metrics::ticket_refused(dialect, vp, "unknown_used_or_expired"),
     }
-    let (dir, id) = identity.map(user).unwrap_or(("", ""));
+    let (dir, id) = identity.map(Identity::user).unwrap_or(("", ""));
     let outcome = if identity.is_some() { "ok" } else { "refused" };
     let ticket = fingerprint(ticket);
     tracing::info!(target: "audit", event = "ticket_redeemed", dialect, vp, user_directory = dir,
@@ -66,7 +55,7 @@ pub fn ticket_redeemed(
 
 /// A session started.
 pub fn session_started(dialect: &str, vp: &str, identity: &Identity, session: &str, conn: &Conn) {
-    let (dir, id) = user(identity);
+    let (dir, id) = identity.user();
     let session = fingerprint(session);
     tracing::info!(target: "audit", event = "session_started", dialect, vp, user_directory = dir,
         user_id = id, session = session.as_str(), peer = conn.peer_text(), outcome = "ok");
@@ -81,7 +70,7 @@ pub fn session_ended(
     conn: &Conn,
     reason: &str,
 ) {
-    let (dir, id) = user(identity);
+    let (dir, id) = identity.user();
     let session = fingerprint(session);
     tracing::info!(target: "audit", event = "session_ended", dialect, vp, user_directory = dir,
         user_id = id, session = session.as_str(), peer = conn.peer_text(), outcome = "ok", reason);

@@ -1,19 +1,14 @@
 //! Operator metrics in Prometheus text format on the API listener (`GET /metrics`).
 //!
 //! Counters and histograms go through the `metrics` facade, so recording costs an atomic
-//! increment on the request path; the exposition is rendered only when scraped. Live
-//! sessions are counted at scrape time from the store, so the figure stays right whoever
-//! ended a session (a timeout, another node).
+//! increment on the request path; the exposition is rendered only when scraped (see
+//! [`crate::ops`], which adds the live sessions counted in the store).
 
 use std::collections::HashMap;
 use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
-use http::{Response, StatusCode};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::gateway::Gateway;
-use crate::http::{respond, Body};
 
 /// Request latency buckets, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -57,6 +52,11 @@ fn handle() -> &'static PrometheusHandle {
 /// Installs the recorder; called when a gateway is built, before any request.
 pub fn install() {
     let _ = handle();
+}
+
+/// The exposition of every metric recorded so far, Prometheus text.
+pub fn render() -> String {
+    handle().render()
 }
 
 /// A registry of handles that are registered once and then live as long as the process:
@@ -172,31 +172,4 @@ pub fn request(route: &'static str, status: u16, elapsed: Duration) {
     m.latency.record(elapsed.as_secs_f64());
     let class = usize::from(status / 100).clamp(1, 5) - 1;
     m.by_class[class].increment(1);
-}
-
-/// `GET /metrics`.
-pub(crate) async fn render(gw: &Gateway) -> Response<Body> {
-    let mut out = handle().render();
-    out.push_str("# HELP ticket_gateway_sessions_live Live sessions per realm.\n# TYPE ticket_gateway_sessions_live gauge\n");
-    let realms = gw
-        .settings()
-        .virtual_proxies
-        .iter()
-        .map(|vp| (vp.realm.as_str(), "qps", vp.prefix.as_str()))
-        .chain([(crate::qlikview::REALM, "qlikview", "")]);
-    for (realm, dialect, vp) in realms {
-        let store = gw.core().sessions(realm);
-        match tokio::time::timeout(Duration::from_secs(2), store).await {
-            Ok(Ok(sessions)) => out.push_str(&format!(
-                "ticket_gateway_sessions_live{{dialect=\"{dialect}\",vp=\"{vp}\"}} {}\n",
-                sessions.len()
-            )),
-            _ => store_error(),
-        }
-    }
-    respond(
-        StatusCode::OK,
-        "text/plain; version=0.0.4; charset=utf-8",
-        out,
-    )
 }

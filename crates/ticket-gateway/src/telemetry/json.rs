@@ -16,15 +16,15 @@ use std::time::Duration;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level};
 
-use crate::logclock;
-use crate::logline::Scratch;
-use crate::logscan;
+use super::clock;
+use super::human::Scratch;
+use crate::text::escape::json_string as string;
 
 /// Appends the JSON object of `event`, logged at `now` (since the Unix epoch), and a newline.
 pub fn json(event: &Event<'_>, now: Duration, scratch: &mut Scratch, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"timestamp\":\"");
     let nanos = scratch.clock.second(now, out);
-    logclock::micros(nanos, out);
+    clock::micros(nanos, out);
     let meta = event.metadata();
     out.extend_from_slice(match *meta.level() {
         Level::ERROR => b"\",\"level\":\"ERROR\",\"fields\":{",
@@ -87,17 +87,17 @@ impl Visit for Fields<'_> {
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.key(field);
-        crate::logline::integer(self.out, value);
+        super::human::integer(self.out, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.key(field);
-        crate::logline::integer(self.out, value);
+        super::human::integer(self.out, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.key(field);
-        crate::logline::boolean(self.out, value);
+        super::human::boolean(self.out, value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
@@ -109,101 +109,13 @@ impl Visit for Fields<'_> {
     }
 }
 
-/// What a byte becomes in a JSON string: itself (0), a two-character escape, or `\u00XX`
-/// (`u`). The same choices as serde_json.
-const ESCAPE: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = b'u';
-        b += 1;
-    }
-    table[0x08] = b'b';
-    table[0x09] = b't';
-    table[0x0a] = b'n';
-    table[0x0c] = b'f';
-    table[0x0d] = b'r';
-    table[b'"' as usize] = b'"';
-    table[b'\\' as usize] = b'\\';
-    table
-};
-
-/// Appends `s` as a quoted JSON string. It is copied, then tested for anything to escape
-/// (rarely): only then is it written again, escaped.
-pub fn string(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    let at = out.len();
-    out.extend_from_slice(s.as_bytes());
-    let to_escape =
-        |w| logscan::below(w, 0x20) | logscan::equal(w, b'"') | logscan::equal(w, b'\\');
-    if logscan::any(out, at, to_escape) {
-        out.truncate(at);
-        escaped(out, s.as_bytes());
-    }
-    out.push(b'"');
-}
-
-/// Appends `bytes` escaped.
-fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut copied = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape = ESCAPE[usize::from(b)];
-        if escape == 0 {
-            continue;
-        }
-        out.extend_from_slice(&bytes[copied..i]);
-        if escape == b'u' {
-            out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ]);
-        } else {
-            out.extend_from_slice(&[b'\\', escape]);
-        }
-        copied = i + 1;
-    }
-    out.extend_from_slice(&bytes[copied..]);
-}
-
 #[cfg(test)]
 mod tests {
     use tracing_subscriber::layer::SubscriberExt;
 
-    use super::*;
-    use crate::logsink::testing::{capture, Captured};
-    use crate::logsink::{Limits, LogSink};
+    use crate::telemetry::sink::testing::{capture, Captured};
+    use crate::telemetry::sink::{Limits, LogSink};
     use crate::telemetry::{LogFormat, LogLayer};
-
-    #[test]
-    fn strings_escape_as_serde_json_escapes_them() {
-        let mut all = String::new();
-        for c in (0u32..0x80).filter_map(char::from_u32) {
-            all.push(c);
-        }
-        all.push_str("é€😀\u{2028}");
-        let mixed = "ab\"cdefgh\\ijklmnopq\u{0}rstuvwxyz0123456789\néèê\tABCDEFGHIJ\u{7f}\u{1f}";
-        let mut cases = vec![all.clone(), String::new(), "plain".into(), "\"\\".into()];
-        for start in 0..mixed.len() {
-            for end in start..=mixed.len() {
-                if let Some(s) = mixed.get(start..end) {
-                    cases.push(s.to_owned());
-                }
-            }
-        }
-        for s in &cases {
-            let mut out = Vec::new();
-            string(&mut out, s);
-            assert_eq!(
-                String::from_utf8(out).unwrap(),
-                serde_json::to_string(s).unwrap()
-            );
-        }
-    }
 
     #[test]
     fn lines_parse_with_the_right_keys_values_and_escapes() {

@@ -6,7 +6,6 @@
 //! gateway answer `403` on such connections instead: friendlier for test set-ups, where a
 //! failed handshake says little.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::danger::HandshakeSignatureValid;
@@ -19,18 +18,12 @@ use rustls::{
 };
 use rustls_pki_types::pem::PemObject;
 
-/// How the API listener treats client certificates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAuthMode {
-    /// No valid client certificate, no handshake.
-    Required,
-    /// Every handshake completes; requests without a valid certificate get `403`.
-    Optional403,
-}
+use crate::config::{ClientAuthMode, ConfigError, Settings, TlsFiles};
+use crate::conn::{ClientAuth, Side};
 
 /// A listener's TLS set-up.
 #[derive(Debug, Clone)]
-pub struct Tls {
+pub(crate) struct Tls {
     /// The rustls configuration the acceptor uses.
     pub config: Arc<ServerConfig>,
     /// With `optional-403`: the real verifier, applied after the handshake.
@@ -39,28 +32,47 @@ pub struct Tls {
     pub verifies_clients: bool,
 }
 
-/// What the handshake established about the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAuth {
-    /// No client certificate was asked for (plain http, or TLS without `client_ca`).
-    NotRequired,
-    /// A certificate from the configured CA.
-    Verified,
-    /// `optional-403`: no certificate, or one the CA did not issue.
-    Failed,
+/// The TLS set-up of both listeners, where they speak TLS.
+#[derive(Debug, Default)]
+pub(crate) struct Acceptors {
+    frontend: Option<Tls>,
+    api: Option<Tls>,
+}
+
+impl Acceptors {
+    /// Reads the TLS files of both listeners; errors name the key of the offending file.
+    pub(crate) fn load(settings: &Settings) -> Result<Acceptors, ConfigError> {
+        let one = |table: &str, files: &Option<TlsFiles>| {
+            files.as_ref().map(|f| load(table, f)).transpose()
+        };
+        Ok(Acceptors {
+            frontend: one("frontend", &settings.frontend.tls)?,
+            api: one("api", &settings.api.tls)?,
+        })
+    }
+
+    /// The set-up of the listener on `side`, if it speaks TLS.
+    pub(crate) fn get(&self, side: Side) -> Option<&Tls> {
+        match side {
+            Side::Frontend => self.frontend.as_ref(),
+            Side::Api => self.api.as_ref(),
+        }
+    }
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(ring::default_provider())
 }
 
-/// Loads a certificate chain, a key, and optionally a client CA into a server set-up.
-/// Errors name the offending file, for the configuration error line.
-pub fn load(
-    cert: &Path,
-    key: &Path,
-    client_ca: Option<(&Path, ClientAuthMode)>,
-) -> Result<Tls, (&'static str, String)> {
+/// Loads a listener's certificate chain, key, and client CA, if any. Errors name the key of
+/// the offending file (`api.tls_cert`, …) in `table`, as configuration errors do.
+pub(crate) fn load(table: &str, files: &TlsFiles) -> Result<Tls, ConfigError> {
+    load_files(files).map_err(|(key, message)| ConfigError::new(format!("{table}.{key}"), message))
+}
+
+fn load_files(files: &TlsFiles) -> Result<Tls, (&'static str, String)> {
+    let (cert, key) = (files.cert.as_path(), files.key.as_path());
+    let client_ca = files.client_ca.as_deref().map(|ca| (ca, files.client_auth));
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<_, _>>())
         .map_err(|e| ("tls_cert", format!("{}: {e}", cert.display())))?;
@@ -122,7 +134,7 @@ pub fn load(
 }
 
 /// What the handshake of `conn` established, under `tls`.
-pub fn client_auth(tls: &Tls, conn: &rustls::ServerConnection) -> ClientAuth {
+pub(crate) fn client_auth(tls: &Tls, conn: &rustls::ServerConnection) -> ClientAuth {
     let Some(verifier) = &tls.check_after_handshake else {
         return if tls.verifies_clients {
             ClientAuth::Verified

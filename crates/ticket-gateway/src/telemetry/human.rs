@@ -14,8 +14,8 @@ use std::time::Duration;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level};
 
-use crate::logclock::{self, Clock};
-use crate::logscan;
+use super::clock::{self, Clock};
+use crate::text::scan;
 
 /// What formatting a line needs besides the event, kept per thread and reused, so that a
 /// line costs no allocation once the buffers have grown.
@@ -30,7 +30,7 @@ pub struct Scratch {
 /// Appends the line of `event`, logged at `now` (since the Unix epoch), newline included.
 pub fn human(event: &Event<'_>, now: Duration, scratch: &mut Scratch, out: &mut Vec<u8>) {
     let nanos = scratch.clock.second(now, out);
-    logclock::millis(nanos, out);
+    clock::millis(nanos, out);
     let meta = event.metadata();
     out.extend_from_slice(match *meta.level() {
         Level::ERROR => b" ERROR ",
@@ -75,17 +75,17 @@ impl Visit for Fields<'_> {
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.key(field);
-        crate::logline::integer(self.out, value);
+        super::human::integer(self.out, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.key(field);
-        crate::logline::integer(self.out, value);
+        super::human::integer(self.out, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.key(field);
-        crate::logline::boolean(self.out, value);
+        super::human::boolean(self.out, value);
     }
 }
 
@@ -122,12 +122,12 @@ fn pair(out: &mut Vec<u8>, field: &Field, value: &str) {
 
 /// Whether `line[at..]` holds a space, `"`, `=`, `\n` or `\r`.
 fn needs_quotes(line: &[u8], at: usize) -> bool {
-    logscan::any(line, at, |w| {
-        logscan::equal(w, b' ')
-            | logscan::equal(w, b'"')
-            | logscan::equal(w, b'=')
-            | logscan::equal(w, b'\n')
-            | logscan::equal(w, b'\r')
+    scan::any(line, at, |w| {
+        scan::equal(w, b' ')
+            | scan::equal(w, b'"')
+            | scan::equal(w, b'=')
+            | scan::equal(w, b'\n')
+            | scan::equal(w, b'\r')
     })
 }
 
@@ -160,7 +160,7 @@ impl fmt::Write for Bytes<'_> {
 #[cfg(test)]
 mod tests {
     use super::needs_quotes;
-    use crate::logsink::testing::capture;
+    use crate::telemetry::sink::testing::capture;
     use crate::telemetry::LogFormat;
 
     #[test]
@@ -214,7 +214,7 @@ mod tests {
             [
                 " WARN access: peer=192.0.2.7:50412 why=\"no room\" q=\"\\\"a b\\\"\" i=-3 \
                  ok=false tab=a\tb nl=\"a\\nb\" eq=\"a=b\" accent=\"é x\" f=1.5",
-                "ERROR ticket_gateway::logline::tests: store failed",
+                "ERROR ticket_gateway::telemetry::human::tests: store failed",
             ]
         );
     }

@@ -6,6 +6,9 @@
 //! read as another origin in disguise (`/\evil.com`, `javascript:`, control characters) is
 //! refused.
 
+// Public for the fuzz targets, property tests and benchmarks (see `crate::fuzzing`).
+#![cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+
 /// Whether `target` may be used as a redirect. Hosts are compared without case or port;
 /// `allowed` holds lowercase host names.
 pub fn is_allowed(target: &str, own_urls: &[&str], allowed: &[String]) -> bool {

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 /// User id (lowercased) → groups.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GroupDirectory {
+pub(crate) struct GroupDirectory {
     users: HashMap<String, Vec<String>>,
 }
 
@@ -30,14 +30,14 @@ struct File {
 
 impl GroupDirectory {
     /// Reads a directory file. The error is one line naming the file and line.
-    pub fn load(path: &Path) -> Result<GroupDirectory, String> {
+    pub(crate) fn load(path: &Path) -> Result<GroupDirectory, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         GroupDirectory::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// Parses directory text.
-    pub fn parse(text: &str) -> Result<GroupDirectory, String> {
+    pub(crate) fn parse(text: &str) -> Result<GroupDirectory, String> {
         let file: File = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
@@ -64,7 +64,7 @@ impl GroupDirectory {
     }
 
     /// The groups of `user_id`; none when the user is not listed.
-    pub fn groups_of(&self, user_id: &str) -> Vec<String> {
+    pub(crate) fn groups_of(&self, user_id: &str) -> Vec<String> {
         self.users
             .get(&user_id.trim().to_lowercase())
             .cloned()

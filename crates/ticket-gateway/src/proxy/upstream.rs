@@ -30,7 +30,7 @@ use crate::config::{ProxySettings, Settings};
 use crate::http::BoxError;
 
 /// The body of a request sent to a back end.
-pub type RequestBody = UnsyncBoxBody<Bytes, BoxError>;
+pub(crate) type RequestBody = UnsyncBoxBody<Bytes, BoxError>;
 
 type Sender = http1::SendRequest<RequestBody>;
 
@@ -43,7 +43,7 @@ const MAX_IDLE: usize = 1024;
 
 /// Why a request did not reach a back end or got no response head.
 #[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
+pub(crate) enum UpstreamError {
     /// No connection within `[proxy] connect_timeout_seconds`.
     #[error("connect timed out")]
     ConnectTimeout,
@@ -57,13 +57,13 @@ pub enum UpstreamError {
 
 /// The pools of every back end the settings name.
 #[derive(Debug)]
-pub struct Pools {
+pub(crate) struct Pools {
     pools: Vec<Arc<Pool>>,
 }
 
 impl Pools {
     /// One pool per distinct upstream of `settings` (virtual proxies and QlikView).
-    pub fn new(settings: &Settings) -> Pools {
+    pub(crate) fn new(settings: &Settings) -> Pools {
         let mut pools: Vec<Arc<Pool>> = Vec::new();
         let upstreams = settings
             .virtual_proxies
@@ -82,7 +82,7 @@ impl Pools {
     }
 
     /// The pool of the back end at `authority`; `None` if the settings do not name it.
-    pub fn get(&self, authority: &Authority) -> Option<&Arc<Pool>> {
+    pub(crate) fn get(&self, authority: &Authority) -> Option<&Arc<Pool>> {
         self.pools
             .iter()
             .find(|p| p.authority.as_str() == authority.as_str())
@@ -91,7 +91,7 @@ impl Pools {
 
 /// The idle connections to one back end.
 #[derive(Debug)]
-pub struct Pool {
+pub(crate) struct Pool {
     authority: Authority,
     connect_timeout: Duration,
     idle: Mutex<Vec<Idle>>,
@@ -118,7 +118,7 @@ impl Pool {
     /// A back end may close an idle connection just as a request is sent on it. hyper
     /// hands back a request it could not start to send; that request is sent once more on
     /// a new connection, as hyper-util's client does.
-    pub async fn send(
+    pub(crate) async fn send(
         self: &Arc<Self>,
         mut req: Request<RequestBody>,
     ) -> Result<Response<PooledBody>, UpstreamError> {
@@ -237,7 +237,7 @@ impl Pool {
 /// Dropped before its end, the connection is closed instead: what is left of the response
 /// would still be in it.
 #[derive(Debug)]
-pub struct PooledBody {
+pub(crate) struct PooledBody {
     body: Incoming,
     sender: Option<Sender>,
     pool: Arc<Pool>,

@@ -1,9 +1,26 @@
-//! Logging: human-readable by default, JSON on request, filtered by `RUST_LOG`.
+//! What the gateway tells its operators: log lines ([`human`], [`json`], written by
+//! [`sink`]), the audit trail ([`audit`]), the access log and request metrics ([`access`]),
+//! and the Prometheus counters ([`metrics`]).
 //!
-//! Every request logs two to four events, so an event must be cheap: [`LogLayer`] formats it
-//! straight into bytes ([`crate::logline`], [`crate::logjson`]) in a per-thread buffer and
-//! hands the line to a [`LogSink`], which writes lines in batches from a thread of its own.
-//! No system call and no thread wake-up per line.
+//! Logging: human-readable by default, JSON on request, filtered by `RUST_LOG`. Every
+//! request logs two to four events, so an event must be cheap: [`LogLayer`] formats it
+//! straight into bytes in a per-thread buffer and hands the line to a [`LogSink`], which
+//! writes lines in batches from a thread of its own. No system call and no thread wake-up
+//! per line.
+//!
+//! No spans. Every event that concerns a connection carries its peer as a field (formatted
+//! once per connection, see [`crate::Conn`]), so a line stands on its own in either format.
+//! A span per connection or per request would cost the subscriber's registry an allocation
+//! and bookkeeping on every request, and the formatters would still have to walk it to
+//! write the same peer; events inside spans made by dependencies are written as if outside.
+
+pub mod access;
+pub mod audit;
+pub mod clock;
+pub mod human;
+pub mod json;
+pub mod metrics;
+pub mod sink;
 
 use std::cell::RefCell;
 
@@ -12,8 +29,8 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-use crate::logline::Scratch;
-use crate::logsink::{Limits, LogSink};
+use human::Scratch;
+use sink::{Limits, LogSink};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -25,7 +42,7 @@ pub enum LogFormat {
 }
 
 /// Keeps the log writer's thread alive; logs written before it drops are flushed.
-pub type LogGuard = crate::logsink::LogGuard;
+pub type LogGuard = sink::LogGuard;
 
 /// Installs the global subscriber, writing to stderr. `RUST_LOG` filters; by default the
 /// gateway logs at `info`, its audit trail included.
@@ -45,8 +62,7 @@ pub fn init(format: LogFormat) -> LogGuard {
 }
 
 /// A `tracing` layer that formats each event into one line and appends it to a sink.
-/// Spans are not recorded (the gateway has none); events inside spans are written as if
-/// outside.
+/// Spans are not recorded (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct LogLayer {
     format: LogFormat,
@@ -60,13 +76,11 @@ impl LogLayer {
     }
 
     fn write(&self, event: &Event<'_>, line: &mut Line) {
-        let now = crate::logclock::now();
+        let now = clock::now();
         line.bytes.clear();
         match self.format {
-            LogFormat::Human => {
-                crate::logline::human(event, now, &mut line.scratch, &mut line.bytes)
-            }
-            LogFormat::Json => crate::logjson::json(event, now, &mut line.scratch, &mut line.bytes),
+            LogFormat::Human => human::human(event, now, &mut line.scratch, &mut line.bytes),
+            LogFormat::Json => json::json(event, now, &mut line.scratch, &mut line.bytes),
         }
         let urgent = matches!(*event.metadata().level(), Level::ERROR | Level::WARN);
         self.sink.write(&line.bytes, urgent);
@@ -111,4 +125,11 @@ impl<S: Subscriber> Layer<S> for LogLayer {
             self.write(event, &mut Line::default());
         }
     }
+}
+
+/// A store operation failed: the one log line and count of it. Each dialect calls this
+/// where it renders the failure, once per failure.
+pub fn store_failed(error: &ticket_core::StoreError) {
+    tracing::error!(error = %error, "the ticket store failed");
+    metrics::store_error();
 }

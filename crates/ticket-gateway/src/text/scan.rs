@@ -1,10 +1,16 @@
-//! Finding the bytes of a log value that need quoting or escaping, eight bytes at a time
-//! (SWAR: bit tricks on a `u64`): every value of every line is tested, few ever need it,
-//! and a byte-at-a-time loop was the largest cost of formatting a line.
+//! The one byte scanner: finding the few bytes of a text that need attention (a separator,
+//! a byte to escape or quote).
 //!
-//! The formatters copy a value into the line first and test it there: a value shorter than
-//! eight bytes is tested as the line's last word, the bytes before it masked off, so that
-//! no value is tested byte by byte.
+//! Sets of up to three bytes are found with `memchr` (vectorised, and the set-up is a few
+//! instructions). Larger sets, and sets with a range (control characters), are tested eight
+//! bytes at a time with bit tricks on a `u64` (SWAR): every log value, JSON string and HTML
+//! value is tested, few ever need anything, and a byte-at-a-time loop was the largest cost
+//! of formatting a log line. (`memchr` has no searcher for more than three bytes or for a
+//! range; this is why the word tests are written by hand.)
+//!
+//! [`any`] tests a value already copied into its output: a value shorter than eight bytes
+//! is tested as the output's last word, the bytes before it masked off, so that no value is
+//! tested byte by byte.
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -13,7 +19,7 @@ const HARMLESS: u64 = ONES * b'a' as u64;
 
 /// Whether `special` finds something in `line[from..]`. `special` takes eight bytes (as a
 /// little-endian word) and is non-zero if and only if one of them is special.
-pub fn any(line: &[u8], from: usize, special: impl Fn(u64) -> u64) -> bool {
+pub(crate) fn any(line: &[u8], from: usize, special: impl Fn(u64) -> u64) -> bool {
     let value = &line[from..];
     let len = value.len();
     if len >= 8 {
@@ -40,6 +46,40 @@ pub fn any(line: &[u8], from: usize, special: impl Fn(u64) -> u64) -> bool {
     special(w) != 0
 }
 
+/// Where the first byte of `s` for which the word test `special` flags is, eight bytes at a
+/// time; `plain` decides the bytes of the last, partial word. A word's lowest flagged byte
+/// is always a true one.
+pub(crate) fn position(
+    s: &[u8],
+    special: impl Fn(u64) -> u64,
+    plain: impl Fn(u8) -> bool,
+) -> Option<usize> {
+    let mut words = s.chunks_exact(8);
+    let mut at = 0;
+    for w in &mut words {
+        let flagged = special(word(w));
+        if flagged != 0 {
+            return Some(at + (flagged.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| !plain(b))
+        .map(|i| at + i)
+}
+
+/// Where the first `b` in `s` is.
+pub(crate) fn find(s: &[u8], b: u8) -> Option<usize> {
+    memchr::memchr(b, s)
+}
+
+/// Where the first `a` or `b` in `s` is.
+pub(crate) fn find2(s: &[u8], a: u8, b: u8) -> Option<usize> {
+    memchr::memchr2(a, b, s)
+}
+
 /// The first eight bytes of `b` (which has at least eight), as one word.
 fn word(b: &[u8]) -> u64 {
     let mut w = [0; 8];
@@ -48,13 +88,13 @@ fn word(b: &[u8]) -> u64 {
 }
 
 /// Non-zero if and only if a byte of `w` is `b`.
-pub const fn equal(w: u64, b: u8) -> u64 {
+pub(crate) const fn equal(w: u64, b: u8) -> u64 {
     let x = w ^ (ONES * b as u64);
     x.wrapping_sub(ONES) & !x & HIGH
 }
 
 /// Non-zero if and only if a byte of `w` is below `n` (`n` at most 128).
-pub const fn below(w: u64, n: u8) -> u64 {
+pub(crate) const fn below(w: u64, n: u8) -> u64 {
     w.wrapping_sub(ONES * n as u64) & !w & HIGH
 }
 

@@ -1,0 +1,63 @@
+//! Forwarding authenticated requests to a back end, with the identity the gateway vouches
+//! for and nothing the client claimed.
+//!
+//! Bodies stream both ways (nothing is buffered), connections to the back end are pooled
+//! and kept alive ([`upstream`]), hop-by-hop headers stop here and `X-Forwarded-*` are
+//! added ([`headers`]), and WebSocket upgrades (the Qlik engine socket `/{vp}/app/…`) are
+//! bridged until either side closes or the session ends ([`sockets`]).
+//!
+//! The proxy knows nothing of either dialect: a caller says where to forward and as whom
+//! ([`Forward`]), having already taken out of the request what only it understands.
+
+mod forward;
+pub(crate) mod headers;
+pub(crate) mod sockets;
+pub(crate) mod upstream;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::Request;
+
+pub(crate) use forward::{Forward, Forwarding};
+
+use crate::config::{ProxySettings, Settings};
+use crate::conn::Conn;
+use crate::http::BoxError;
+use sockets::Sockets;
+use upstream::Pools;
+
+/// The proxy: one connection pool per back end, its time limits, and the open WebSockets.
+#[derive(Debug)]
+pub(crate) struct Proxy {
+    pools: Pools,
+    settings: ProxySettings,
+    /// Open WebSockets per session, closed when it ends.
+    pub sockets: Arc<Sockets>,
+}
+
+impl Proxy {
+    /// A proxy to every back end `settings` names.
+    pub(crate) fn new(settings: &Settings) -> Proxy {
+        Proxy {
+            pools: Pools::new(settings),
+            settings: settings.proxy,
+            sockets: Arc::default(),
+        }
+    }
+
+    /// Forwards `req` as `to` says and returns the back end's response (or a `502`/`504`
+    /// page).
+    pub(crate) fn forward<'a, B>(
+        &'a self,
+        req: Request<B>,
+        to: Forward<'a>,
+        conn: &'a Conn,
+    ) -> Forwarding<'a>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        forward::forward(self, req, to, conn)
+    }
+}

@@ -1,0 +1,178 @@
+//! The route table: every path both listeners answer, parsed in [`route`] and answered in
+//! [`dispatch`], on one screen.
+//!
+//! ```text
+//! listener  method      path                                   handler
+//! api       GET         /healthz, /readyz, /metrics            ops::{alive, ready, metrics}
+//! api       POST        /qps[/{vp}]/ticket                     qps::api::add_ticket
+//! api       POST | GET  /qps[/{vp}]/session                    qps::session_api (create, list)
+//! api       GET | DEL   /qps[/{vp}]/session/{id}               qps::session_api (get, delete)
+//! api       GET | DEL   /qps[/{vp}]/user/{directory}/{id}      qps::session_api (user, logout)
+//! frontend  POST        /QvAJAXZfc/GetWebTicket.aspx           qlikview::webticket
+//! frontend  GET         /QvAJAXZfc/Authenticate.aspx           qlikview::authenticate
+//! frontend  POST        /QvAJAXZfc/AccessPoint.aspx, /AccessPoint.aspx   qlikview::accesspoint
+//! frontend  any         /QvAJAXZfc/…, /QlikView/…, GET AccessPoint.aspx  qlikview::pages
+//! frontend  GET | POST  /demo/login, /demo/qlikview/ ([demo] enabled)    demo
+//! frontend  GET | DEL   /[{vp}/]qps/user                       qps::personal
+//! frontend  any         /[{vp}/]…  (anything else)             qps::frontend
+//! ```
+//!
+//! QlikView paths are matched in any casing, as IIS does; see [`paths`] for how paths are
+//! read.
+
+mod paths;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use futures_util::future::Either::{Left as L, Right as R};
+use http::{Method, Request, Response};
+
+use crate::config::{Settings, VirtualProxy, DEMO_LOGIN_PATH, DEMO_PORTAL_PATH};
+use crate::conn::{ClientAuth, Conn, Side};
+use crate::http::{Body, BoxError};
+use crate::qlikview::error::QvError;
+use crate::qps::api::VpRef;
+use crate::qps::error::ApiError;
+use crate::qps::session_api::SessionOp;
+use crate::state::State;
+use crate::{demo, ops, qlikview, qps};
+
+/// Where a request goes.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Route<'s> {
+    AddTicket(VpRef<'s>),
+    Session(VpRef<'s>, SessionOp),
+    Alive,
+    Ready,
+    Metrics,
+    PersonalUser(&'s VirtualProxy),
+    DemoLoginForm,
+    DemoLogin,
+    DemoPortalForm,
+    DemoPortal,
+    GetWebTicket,
+    Authenticate,
+    AccessPoint,
+    QlikViewPage,
+    QlikViewMethodNotAllowed(&'static str),
+    Frontend(&'s VirtualProxy),
+    MethodNotAllowed(&'static str),
+    NotFound,
+}
+
+/// Picks the route for a request.
+pub(crate) fn route<'s>(
+    settings: &'s Settings,
+    side: Side,
+    method: &Method,
+    path: &str,
+) -> Route<'s> {
+    if side == Side::Api {
+        return paths::api_route(settings, method, path);
+    }
+    if let Some(r) = paths::qlikview_route(method, path) {
+        return r;
+    }
+    let trimmed = path.trim_end_matches('/');
+    let demo = |form, submit| match *method {
+        Method::GET | Method::HEAD => form,
+        Method::POST => submit,
+        _ => Route::MethodNotAllowed("GET, POST"),
+    };
+    if settings.demo && trimmed.eq_ignore_ascii_case(DEMO_LOGIN_PATH) {
+        return demo(Route::DemoLoginForm, Route::DemoLogin);
+    }
+    if settings.demo && trimmed.eq_ignore_ascii_case(DEMO_PORTAL_PATH.trim_end_matches('/')) {
+        return demo(Route::DemoPortalForm, Route::DemoPortal);
+    }
+    let vp = paths::frontend_vp(settings, path);
+    match (paths::is_personal_user(path, &vp.prefix), method) {
+        (false, _) => Route::Frontend(vp),
+        (true, &Method::GET | &Method::HEAD | &Method::DELETE) => Route::PersonalUser(vp),
+        (true, _) => Route::MethodNotAllowed("GET, DELETE"),
+    }
+}
+
+/// The route's handler. The hot ones (ticket requests, redemption, the pages behind a
+/// session) are returned unboxed, one variant each; the others are boxed, so that the
+/// state of every request, as large as its largest variant, stays the size of a hot one.
+/// A client whose certificate the API listener refused gets `403` whatever it asked.
+pub(crate) fn dispatch<'a, B>(
+    state: &'a State,
+    route: Route<'a>,
+    req: Request<B>,
+    conn: &'a Conn,
+) -> impl Future<Output = Response<Body>> + Send + 'a
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    let done = |res: Response<Body>| R(R(boxed(std::future::ready(res))));
+    if conn.client_auth == ClientAuth::Failed {
+        return done(ApiError::ClientCertificate.into_response());
+    }
+    match route {
+        Route::AddTicket(vp) => L(L(L(qps::api::add_ticket(state, req, vp, conn)))),
+        Route::Frontend(vp) => L(L(R(qps::frontend::serve(state, req, vp, conn)))),
+        Route::GetWebTicket => L(R(L(qlikview::webticket::get_web_ticket(state, req, conn)))),
+        Route::Authenticate => L(R(R(qlikview::authenticate::authenticate(state, req, conn)))),
+        Route::QlikViewPage => R(L(qlikview::pages::serve(state, req, conn))),
+        Route::Session(vp, op) => R(R(boxed(qps::session_api::handle(state, req, vp, op, conn)))),
+        Route::PersonalUser(vp) => R(R(boxed(qps::personal::handle(state, req, vp, conn)))),
+        Route::AccessPoint => R(R(boxed(qlikview::accesspoint::command(state, req, conn)))),
+        Route::DemoLogin => R(R(boxed(demo::login(state, req, conn)))),
+        Route::DemoPortal => R(R(boxed(demo::portal(state, req, conn)))),
+        Route::Ready => R(R(boxed(ops::ready(state)))),
+        Route::Metrics => R(R(boxed(ops::metrics(state)))),
+        Route::Alive => done(ops::alive()),
+        Route::DemoLoginForm => done(demo::login_form(&req)),
+        Route::DemoPortalForm => done(demo::portal_form(&req)),
+        Route::QlikViewMethodNotAllowed(allow) => {
+            done(QvError::MethodNotAllowed(allow).into_response(&state.settings.qlikview))
+        }
+        Route::MethodNotAllowed(allow) => done(ApiError::MethodNotAllowed(allow).into_response()),
+        Route::NotFound => done(ApiError::NotFound.into_response()),
+    }
+}
+
+type Boxed<'a> = Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
+
+fn boxed<'a>(f: impl Future<Output = Response<Body>> + Send + 'a) -> Boxed<'a> {
+    Box::pin(f)
+}
+
+impl Route<'_> {
+    /// The route's name, for the access log and metrics (never the path: it may hold a
+    /// ticket).
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Route::AddTicket(_) => "qps_ticket",
+            Route::Session(_, op) => op.name(),
+            Route::Alive => "healthz",
+            Route::Ready => "readyz",
+            Route::Metrics => "metrics",
+            Route::PersonalUser(_) => "qps_personal_user",
+            Route::DemoLoginForm | Route::DemoLogin => "demo_login",
+            Route::DemoPortalForm | Route::DemoPortal => "demo_portal",
+            Route::GetWebTicket => "qv_getwebticket",
+            Route::Authenticate => "qv_authenticate",
+            Route::AccessPoint => "qv_accesspoint",
+            Route::QlikViewPage => "qv_page",
+            Route::QlikViewMethodNotAllowed(_) => "qv_method_not_allowed",
+            Route::Frontend(_) => "frontend",
+            Route::MethodNotAllowed(_) => "method_not_allowed",
+            Route::NotFound => "not_found",
+        }
+    }
+}
+
+/// The route a request would take, as text: for fuzzing, so the route table can be
+/// exercised without exposing its types.
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn describe(settings: &Settings, side: Side, method: &Method, path: &str) -> String {
+    format!("{:?}", route(settings, side, method, path))
+}
+
+#[cfg(test)]
+mod tests;
