@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use gateway_tests::upstream::{self, echoed};
-use gateway_tests::{get, raw, ticket, TestGateway};
+use gateway_tests::{cookie, get, login, raw, ticket, TestGateway};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
@@ -32,19 +32,6 @@ async fn ticket_with_attributes(api: std::net::SocketAddr) -> String {
     )
     .await;
     res.json()["Ticket"].as_str().unwrap().to_owned()
-}
-
-/// Redeems a ticket at `/ext/hub/` and returns the `name=value` session cookie.
-async fn login(gw: &TestGateway) -> String {
-    let t = ticket(gw.api, "ext").await;
-    let res = get(gw.frontend, &format!("/ext/hub/?qlikTicket={t}"), "").await;
-    assert_eq!(res.status, 200);
-    res.header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned()
 }
 
 #[tokio::test]
@@ -105,7 +92,7 @@ async fn the_back_end_sees_the_gateway_identity_and_not_the_ticket() {
 #[tokio::test]
 async fn client_supplied_identity_headers_never_pass() {
     let (gw, _) = gateway_with_upstream("").await;
-    let cookie = login(&gw).await;
+    let cookie = login(&gw, "ext").await;
     for (name, spoof) in [
         ("x-qlik-user", "UserDirectory=EVIL; UserId=admin"),
         (
@@ -144,7 +131,7 @@ async fn client_supplied_identity_headers_never_pass() {
 #[tokio::test]
 async fn hop_by_hop_headers_stop_at_the_gateway() {
     let (gw, _) = gateway_with_upstream("").await;
-    let cookie = login(&gw).await;
+    let cookie = login(&gw, "ext").await;
     let res = get(
         gw.frontend,
         "/ext/hub/",
@@ -176,13 +163,7 @@ async fn qlikview_sessions_reach_the_back_end_as_header_authentication() {
         "",
     )
     .await;
-    let cookie = res
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = cookie(&res);
     let res = get(gw.frontend, "/QvAJAXZfc/opendoc.htm?document=a.qvw", &format!("Cookie: {cookie}\r\nX-QV-User: CUSTOM\\admin\r\nX-Qlik-User: UserDirectory=X; UserId=Y\r\n")).await;
     let echo = res.json();
     assert_eq!(echoed(&echo, "x-qv-user"), ["ACME\\jdoe"]);
@@ -203,13 +184,7 @@ async fn the_default_qlikview_header_is_qvuser_with_custom_prefix() {
         "",
     )
     .await;
-    let cookie = res
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = cookie(&res);
     let echo = get(
         gw.frontend,
         "/QlikView/",
@@ -255,7 +230,7 @@ async fn a_dead_back_end_is_a_quick_502_and_the_session_survives() {
 #[tokio::test]
 async fn a_slow_back_end_is_a_504_within_the_timeout() {
     let (gw, _) = gateway_with_upstream("[proxy]\ntimeout_seconds = 1\n").await;
-    let cookie = login(&gw).await;
+    let cookie = login(&gw, "ext").await;
     let started = Instant::now();
     let res = get(gw.frontend, "/ext/slow", &format!("Cookie: {cookie}\r\n")).await;
     assert_eq!(res.status, 504);
@@ -286,7 +261,7 @@ fn resident_bytes() -> u64 {
 async fn a_hundred_mebibytes_stream_through_both_ways_in_bounded_memory() {
     const SIZE: usize = 100 * 1024 * 1024;
     let (gw, _) = gateway_with_upstream("").await;
-    let cookie = login(&gw).await;
+    let cookie = login(&gw, "ext").await;
     let before = resident_bytes();
 
     // Upload: 1,600 chunks of 64 KiB, generated as they are sent.
@@ -364,7 +339,7 @@ async fn a_websocket_echoes_through_the_gateway_and_closes_on_logout() {
 #[tokio::test]
 async fn a_websocket_closes_when_the_session_api_deletes_its_session() {
     let (gw, _) = gateway_with_upstream("").await;
-    let cookie = login(&gw).await;
+    let cookie = login(&gw, "ext").await;
     let id = cookie.split('=').nth(1).unwrap().to_owned();
     let stream = tokio::net::TcpStream::connect(gw.frontend).await.unwrap();
     let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gateway_tests::redis_server::RedisServer;
-use gateway_tests::{get, post_ticket, raw, redis_store, ticket, RawResponse, TestGateway};
+use gateway_tests::{cookie, get, post_ticket, raw, redis_store, ticket, RawResponse, TestGateway};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -41,16 +41,6 @@ async fn redis() -> Option<RedisServer> {
 /// A gateway node with its own connection to `server`, under the deployment's prefix.
 async fn node(server: &RedisServer, extra: &str) -> TestGateway {
     TestGateway::start_with_store(extra, redis_store(server, PREFIX, STORE_TIMEOUT).await).await
-}
-
-/// `name=value` of the reply's `Set-Cookie`.
-fn cookie(res: &RawResponse) -> String {
-    res.header("set-cookie")
-        .unwrap_or_else(|| panic!("no Set-Cookie: {} {}", res.status_line, res.text()))
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned()
 }
 
 /// `GET /hub/` as JSON with `cookie`.

@@ -1,7 +1,7 @@
 //! The browser side of Qlik Sense: the redirect to the authentication module, ticket
 //! redemption in every spelling, the session cookie, and the demo module end to end.
 
-use gateway_tests::{get, is_guid, post_ticket, raw, ticket, TestGateway};
+use gateway_tests::{cookie, get, is_guid, post_ticket, raw, ticket, TestGateway};
 
 const CONFIG: &str = "[[virtual_proxy]]\nprefix = \"ext\"\nsession_cookie_name = \"X-Qlik-Session-ext\"\nsession_limit_policy = \"evict-oldest\"\n\
                       auth_module_redirect_uri = \"https://auth.example.com/login\"\n\
@@ -224,13 +224,7 @@ async fn a_ticket_with_an_existing_cookie_replaces_the_session() {
     let gw = TestGateway::start(CONFIG).await;
     let t1 = ticket(gw.api, "ext").await;
     let first = get(gw.frontend, &format!("/ext/hub/?qlikTicket={t1}"), "").await;
-    let cookie1 = first
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie1 = cookie(&first);
     let t2 = ticket(gw.api, "ext").await;
     let second = get(
         gw.frontend,

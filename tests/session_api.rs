@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_tests::{get, raw, send, ticket, RawResponse, TestGateway};
+use gateway_tests::{get, login, raw, send, RawResponse, TestGateway};
 use ticket_gateway::{Gateway, Side};
 
 const CONFIG: &str =
@@ -252,15 +252,7 @@ async fn the_session_api_needs_the_xrfkey_and_a_known_virtual_proxy() {
 #[tokio::test]
 async fn the_personal_api_tells_the_browser_who_it_is_and_logs_it_out() {
     let gw = TestGateway::start(CONFIG).await;
-    let t = ticket(gw.api, "ext").await;
-    let res = get(gw.frontend, &format!("/ext/hub/?qlikTicket={t}"), "").await;
-    let cookie = res
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = login(&gw, "ext").await;
 
     let me = get(
         gw.frontend,

@@ -247,6 +247,30 @@ pub async fn ticket(api: SocketAddr, vp: &str) -> String {
     res.json()["Ticket"].as_str().expect("Ticket").to_owned()
 }
 
+/// `name=value` of a reply's `Set-Cookie`, which it must have.
+pub fn cookie(res: &RawResponse) -> String {
+    res.header("set-cookie")
+        .unwrap_or_else(|| panic!("no Set-Cookie: {} {}", res.status_line, res.text()))
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A whole login on virtual proxy `vp`: a ticket for `ACME\jdoe` (see [`ticket`]),
+/// redeemed at `/{vp}/hub/`; returns the session cookie as `name=value`.
+pub async fn login(gw: &TestGateway, vp: &str) -> String {
+    let t = ticket(gw.api, vp).await;
+    let hub = if vp.is_empty() {
+        "/hub/".to_owned()
+    } else {
+        format!("/{vp}/hub/")
+    };
+    let res = get(gw.frontend, &format!("{hub}?qlikTicket={t}"), "").await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    cookie(&res)
+}
+
 /// The directory of wire fixtures.
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
