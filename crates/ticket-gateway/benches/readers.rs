@@ -10,8 +10,9 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::header::{HeaderMap, HeaderValue, COOKIE};
 use ticket_gateway::fuzzing::{cookies, json, parse_query, query_param, xml, TicketRequest};
+use ticket_gateway::telemetry::human::{self, Scratch};
 use ticket_gateway::telemetry::sink::{Limits, LogSink};
-use ticket_gateway::telemetry::{LogFormat, LogLayer};
+use ticket_gateway::telemetry::{clock, LogFormat, LogLayer};
 use tracing_subscriber::layer::SubscriberExt;
 
 const TICKET_JSON: &[u8] =
@@ -78,8 +79,51 @@ fn log_event(c: &mut Criterion) {
     }
 }
 
+/// The same event through the same formatter, handed to `tracing-appender`'s non-blocking
+/// writer (a channel to a worker thread) over a `BufWriter`, lossless like the gateway's
+/// sink: the crate the hand-written sink is measured against.
+fn log_event_appender(c: &mut Criterion) {
+    use std::cell::RefCell;
+    use std::io::Write;
+    use tracing_subscriber::fmt::MakeWriter;
+
+    struct Appender(tracing_appender::non_blocking::NonBlocking);
+    thread_local! {
+        static LINE: RefCell<(Vec<u8>, Scratch)> = RefCell::new((Vec::new(), Scratch::default()));
+    }
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Appender {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            LINE.with(|line| {
+                let (bytes, scratch) = &mut *line.borrow_mut();
+                bytes.clear();
+                human::human(event, clock::now(), scratch, bytes);
+                let _ = self.0.make_writer().write_all(bytes);
+            });
+        }
+    }
+    let (writer, _guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::BufWriter::new(std::io::sink()));
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new("info"))
+        .with(Appender(writer));
+    tracing::subscriber::with_default(subscriber, || {
+        c.bench_function("access log event (Human, tracing-appender)", |b| {
+            b.iter(|| {
+                tracing::info!(target: "access", method = "GET", route = "qps_frontend",
+                    status = 200u16, latency_us = black_box(182u64), peer = "192.0.2.7:50412")
+            })
+        });
+    });
+}
+
 criterion_group!(
     benches,
+    log_event_appender,
     qps_json,
     qlikview_xml,
     cookie_header,

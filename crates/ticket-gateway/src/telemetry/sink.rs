@@ -16,6 +16,12 @@
 //! variable only on those transitions (at most twice per batch), never per line: each
 //! `notify` is a futex system call.
 //!
+//! Why not `tracing-appender`'s non-blocking writer: it sends every line through a channel
+//! as its own message, and a line costs the request thread that much more. Measured with
+//! the same formatter in front of both (`cargo bench -p ticket-gateway --bench readers --
+//! "access log event"`, three alternated runs on a 2-core VM): 150 to 225 ns per event
+//! through this sink, 320 to 570 ns through the crate's writer over a `BufWriter`.
+//!
 //! Nothing is dropped: past [`CAP`] pending bytes (the output is stuck or slow) producers
 //! wait for room. Lines that cannot be written (the output returned an error) are lost,
 //! as they would be with a direct write.
