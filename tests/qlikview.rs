@@ -324,6 +324,13 @@ async fn open_redirects_are_refused() {
         "try=/QlikView/&back=https%3A%2F%2Fevil.example.com%2F",
         "try=javascript:alert(1)",
         "try=%2F%5Cevil.example.com",
+        // A backslash before `@`: the host a browser resolves is evil.com.
+        "try=/QlikView/&back=http%3a%2f%2flocalhost%5c%40evil.com%2f",
+        "try=http%3a%2f%2flocalhost%5c%40evil.com%2f",
+        "try=http%3a%2f%2fportal.example.com%5c%40evil.com%2f",
+        "try=http://portal.example.com\\@evil.com/",
+        "try=http://portal.example.com%5C@evil.com/",
+        "try=http://user:pw@portal.example.com/",
     ] {
         let t = web_ticket(&gw, "jdoe", None).await;
         let res = get(

@@ -343,25 +343,28 @@ async fn the_personal_api_login_uri_carries_target_uri() {
     )
     .await;
     assert_eq!(res.json()["TargetUri"], target.as_str());
-    // A foreign target is not honoured.
-    let me = get(
-        gw.frontend,
-        "/ext/qps/user?targetUri=https%3A%2F%2Fevil.example.com%2F",
-        "",
-    )
-    .await;
-    let login = me.json()["loginUri"].as_str().unwrap().to_owned();
-    let target_id = login.rsplit_once("targetId=").unwrap().1;
-    let res = gateway_tests::post_ticket(
-        gw.api,
-        "ext",
-        &format!(r#"{{"UserDirectory":"A","UserId":"b","TargetId":"{target_id}"}}"#),
-    )
-    .await;
-    assert_eq!(
-        res.json()["TargetUri"],
-        format!("http://{}/ext/hub/", gw.frontend).as_str()
-    );
+    // A foreign target is not honoured, however it is disguised.
+    for foreign in [
+        "https%3A%2F%2Fevil.example.com%2F",
+        "http%3a%2f%2flocalhost%5c%40evil.com%2f",
+        "http%3A%2F%2F127.0.0.1%5C%40evil.com%2F",
+        "%2F%5Cevil.example.com",
+    ] {
+        let me = get(gw.frontend, &format!("/ext/qps/user?targetUri={foreign}"), "").await;
+        let login = me.json()["loginUri"].as_str().unwrap().to_owned();
+        let target_id = login.rsplit_once("targetId=").unwrap().1;
+        let res = gateway_tests::post_ticket(
+            gw.api,
+            "ext",
+            &format!(r#"{{"UserDirectory":"A","UserId":"b","TargetId":"{target_id}"}}"#),
+        )
+        .await;
+        assert_eq!(
+            res.json()["TargetUri"],
+            format!("http://{}/ext/hub/", gw.frontend).as_str(),
+            "{foreign}"
+        );
+    }
 }
 
 fn in_process(extra: &str) -> Gateway {

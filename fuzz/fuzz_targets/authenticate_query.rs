@@ -3,14 +3,18 @@
 
 use libfuzzer_sys::fuzz_target;
 use ticket_gateway::fuzzing::parse_query;
-use ticket_gateway::fuzzing::{is_allowed, location_safe};
+use ticket_gateway::fuzzing::{location, Hosts};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(q) = std::str::from_utf8(data) else { return };
     let p = parse_query(q);
+    let base = url::Url::parse("http://localhost:8080/QvAJAXZfc/Authenticate.aspx").unwrap();
+    let hosts = Hosts::new(["http://localhost:8080"], &["portal.example.com".to_owned()]);
     for target in [p.try_.as_deref(), p.back.as_deref()].into_iter().flatten() {
-        let _ = is_allowed(target, &["http://localhost:8080"], &["portal.example.com".to_owned()]);
-        let safe = location_safe(target);
-        assert!(http::HeaderValue::from_str(&safe).is_ok(), "unsafe Location: {safe:?}");
+        if let Some(sent) = location(target, &base, &hosts) {
+            assert!(http::HeaderValue::from_str(&sent).is_ok(), "unsafe Location: {sent:?}");
+            let again = base.join(&sent).unwrap();
+            assert!(hosts.admit(&again) && again.username().is_empty(), "escaped: {sent:?}");
+        }
     }
 });

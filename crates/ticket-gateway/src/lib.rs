@@ -67,7 +67,7 @@ pub use server::{certs, run, Listeners};
 pub mod fuzzing {
     pub use crate::http::cookie::cookies;
     pub use crate::http::query::{percent_decode, query_param, query_without};
-    pub use crate::http::redirect::{is_allowed, location_safe};
+    pub use crate::http::redirect::{location, Hosts};
     pub use crate::qlikview::{authenticate::parse_query, xml};
     pub use crate::qps::wire::{SessionRequest, TicketRequest};
     pub use crate::qps::{json, xrf};

@@ -6,7 +6,10 @@ use std::sync::{Arc, RwLock};
 
 use ticket_core::{Core, Lifetimes, Store};
 
+use url::Url;
+
 use crate::config::Settings;
+use crate::http::redirect::Hosts;
 use crate::groups::GroupDirectory;
 use crate::proxy::Proxy;
 
@@ -19,8 +22,41 @@ pub(crate) struct State {
     pub core: Core,
     /// The back ends and the WebSockets bridged to them.
     pub proxy: Proxy,
+    /// Where redirects may go, read once from the settings.
+    pub redirects: Redirects,
     /// The QlikView group directory; replaced whole on reload.
     groups: RwLock<Arc<GroupDirectory>>,
+}
+
+/// The redirect guard's inputs, prepared at start-up (see [`crate::http::redirect`]).
+#[derive(Debug)]
+pub(crate) struct Redirects {
+    /// The front end's public URL, against which relative targets resolve.
+    pub base: Url,
+    /// Hosts a Qlik Sense redirect (`targetUri`) may name.
+    pub frontend: Hosts,
+    /// Hosts QlikView's `try` and `back` may name.
+    pub qlikview: Hosts,
+}
+
+impl Redirects {
+    fn new(settings: &Settings) -> Redirects {
+        let own = [settings.frontend.public_url.as_str()];
+        Redirects {
+            // Validated as an absolute http(s) URL by the configuration.
+            base: Url::parse(&settings.frontend.public_url)
+                .unwrap_or_else(|_| Url::parse("http://localhost/").expect("a valid URL")),
+            frontend: Hosts::new(own, &settings.frontend.allowed_redirect_hosts),
+            qlikview: Hosts::new(own, &settings.qlikview.safe_forward_hosts),
+        }
+    }
+
+    /// The `Location` for `target` under `hosts`, relative targets resolved against the
+    /// request path `path`; `None` when a browser must not go there.
+    pub(crate) fn location(&self, target: &str, path: &str, hosts: &Hosts) -> Option<String> {
+        let base = self.base.join(path).ok()?;
+        crate::http::redirect::location(target, &base, hosts)
+    }
 }
 
 impl State {
@@ -33,6 +69,7 @@ impl State {
         State {
             core: Core::new(store, lifetimes),
             proxy: Proxy::new(&settings),
+            redirects: Redirects::new(&settings),
             groups: RwLock::new(Arc::new(groups)),
             settings,
         }

@@ -1,131 +1,229 @@
 //! Where the gateway may send a browser: no open redirects.
 //!
-//! A relative target (`/QlikView/`, `opendoc.htm?document=x`) stays on the gateway and is
-//! always fine. An absolute one (`https://host/…`, or scheme-relative `//host/…`) must name
-//! the gateway's own public host or a configured allowed host. Anything a browser could
-//! read as another origin in disguise (`/\evil.com`, `javascript:`, control characters) is
-//! refused.
+//! A target is judged by the URL a browser would resolve it to, read with a WHATWG URL
+//! parser (the `url` crate), not by string checks: `http://localhost\@evil.com/` is
+//! `http://localhost/@evil.com/` to a browser, and `/\evil.com` is `//evil.com`. Relative
+//! targets are resolved against the URL of the request being answered. The result must be
+//! http or https, carry no user name or password, and name the gateway's own host or an
+//! allowed one ([`Hosts`]).
+//!
+//! On top of that, a target whose authority, as written, holds `\`, `@`, a control or a
+//! whitespace character (raw or percent-encoded) is refused outright: such a target has no
+//! honest use, and parsers other than a browser's (curl's, a portal's) may read it
+//! differently.
+//!
+//! The `Location` sent is built from the parsed URL only, never from the text as received:
+//! what was judged is what is sent. A relative target stays relative (the path, query and
+//! fragment of its resolution), so a browser resolves it to the same place.
 
 // Public for the fuzz targets, property tests and benchmarks (see `crate::fuzzing`).
 #![cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
 
-/// Whether `target` may be used as a redirect. Hosts are compared without case or port;
-/// `allowed` holds lowercase host names.
-pub fn is_allowed(target: &str, own_urls: &[&str], allowed: &[String]) -> bool {
-    if target.bytes().any(|b| b < 0x20 || b == 0x7f) {
-        return false;
-    }
-    let t = target.trim_start();
-    if t.len() != target.len() {
-        return false;
-    }
-    let lower = t.to_ascii_lowercase();
-    let rest = if let Some(r) = lower
-        .strip_prefix("http://")
-        .or_else(|| lower.strip_prefix("https://"))
-    {
-        r
-    } else if let Some(r) = lower.strip_prefix("//") {
-        r
-    } else if lower.starts_with("/\\") || lower.starts_with('\\') {
-        return false;
-    } else {
-        // No scheme: relative, unless it names one (`javascript:`, `data:`, …) before any
-        // path, query or fragment character.
-        let head = lower.split(['/', '?', '#']).next().unwrap_or("");
-        return !head.contains(':');
-    };
-    let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or("");
-    if authority.contains('@') {
-        return false;
-    }
-    let host = host_of(authority);
-    if host.is_empty() {
-        return false;
-    }
-    own_urls.iter().any(|u| host_of_url(u) == host) || allowed.contains(&host)
+use url::{Position, Url};
+
+/// The hosts a redirect may name: the gateway's own (from its public URL) and the
+/// configured ones. An entry with a port (`localhost:3000`) admits that port only; one
+/// without admits any.
+#[derive(Debug, Clone, Default)]
+pub struct Hosts {
+    entries: Vec<(String, Option<u16>)>,
 }
 
-/// The host of an authority, without port or IPv6 brackets.
-fn host_of(authority: &str) -> String {
-    let a = authority.to_ascii_lowercase();
-    if let Some(v6) = a.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or("").to_owned();
-    }
-    a.rsplit_once(':')
-        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-        .map_or(a.clone(), |(h, _)| h.to_owned())
-}
-
-fn host_of_url(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    host_of(rest.split('/').next().unwrap_or(""))
-}
-
-/// Percent-encodes what may not stand in a `Location` header (spaces, controls, non-ASCII,
-/// quotes and angle brackets), leaving every other character, `%` escapes included, as is.
-pub fn location_safe(target: &str) -> String {
-    let mut out = String::with_capacity(target.len());
-    for b in target.bytes() {
-        if b <= 0x20 || b >= 0x7f || b"\"<>\\^`{|}".contains(&b) {
-            out.push_str(&format!("%{b:02X}"));
-        } else {
-            out.push(char::from(b));
+impl Hosts {
+    /// The hosts of `own_urls` (any port) and the entries of `allowed` (`host` or
+    /// `host:port`, any casing).
+    pub fn new<'a>(own_urls: impl IntoIterator<Item = &'a str>, allowed: &[String]) -> Hosts {
+        let mut entries = Vec::new();
+        for url in own_urls {
+            if let Some(host) = Url::parse(url).ok().and_then(|u| host_of(&u)) {
+                entries.push((host, None));
+            }
         }
+        for entry in allowed {
+            let entry = entry.trim().to_ascii_lowercase();
+            let parsed = Url::parse(&format!("http://{entry}/")).ok();
+            let Some(url) = parsed.filter(|u| u.username().is_empty() && u.path() == "/") else {
+                continue;
+            };
+            if let Some(host) = host_of(&url) {
+                let port = entry
+                    .rsplit_once(':')
+                    .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty())
+                    .and_then(|(_, p)| p.parse().ok());
+                entries.push((host, port));
+            }
+        }
+        Hosts { entries }
     }
-    out
+
+    /// Whether `url` names an admitted host (and port).
+    pub fn admit(&self, url: &Url) -> bool {
+        let Some(host) = host_of(url) else {
+            return false;
+        };
+        let port = url.port_or_known_default();
+        self.entries
+            .iter()
+            .any(|(h, p)| *h == host && p.is_none_or(|p| Some(p) == port))
+    }
+}
+
+/// A host as the parser normalises it (lowercase, IDNA), IPv6 without brackets.
+fn host_of(url: &Url) -> Option<String> {
+    let host = url.host_str()?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
+/// The `Location` to send for `target`, resolved against `base` (the URL of the request
+/// being answered), or `None` when a browser must not be sent there.
+pub fn location(target: &str, base: &Url, hosts: &Hosts) -> Option<String> {
+    if target.bytes().any(|b| b < 0x20 || b == 0x7f) || target.trim() != target {
+        return None;
+    }
+    if suspicious_authority(target) {
+        return None;
+    }
+    let url = base.join(target).ok()?;
+    if !matches!(url.scheme(), "http" | "https")
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || !hosts.admit(&url)
+    {
+        return None;
+    }
+    if is_relative(target) {
+        return Some(url[Position::BeforePath..].to_owned());
+    }
+    Some(url.to_string())
+}
+
+/// Whether `target` is a relative reference without an authority of its own: no scheme,
+/// not scheme-relative (`//host`, or `\\host`, `/\host` as browsers read them).
+fn is_relative(target: &str) -> bool {
+    let bytes = target.as_bytes();
+    let slash = |b: Option<&u8>| matches!(b, Some(b'/' | b'\\'));
+    if slash(bytes.first()) && slash(bytes.get(1)) {
+        return false;
+    }
+    let head = target.split(['/', '?', '#']).next().unwrap_or("");
+    !head.contains(':')
+}
+
+/// Whether the authority of `target`, as written, holds `\`, `@`, a control or whitespace
+/// character, raw or percent-encoded. The authority runs from `scheme://` (or `//`) to the
+/// first `/`, `?` or `#`: a `\` is deliberately not an end here, since a browser and curl
+/// disagree on it.
+fn suspicious_authority(target: &str) -> bool {
+    let rest = match target.find("://") {
+        Some(i) if !target[..i].contains(['/', '?', '#']) => &target[i + 3..],
+        _ => match target.strip_prefix("//").or_else(|| target.strip_prefix("\\\\")) {
+            Some(r) => r,
+            None => return false,
+        },
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let decoded = crate::http::percent_decode(authority);
+    [authority, decoded.as_ref()].iter().any(|a| {
+        a.chars()
+            .any(|c| c == '\\' || c == '@' || c.is_control() || c.is_whitespace())
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const OWN: &[&str] = &["http://localhost:8080"];
+    fn base() -> Url {
+        Url::parse("http://localhost:8080/QvAJAXZfc/Authenticate.aspx?x=1").unwrap()
+    }
 
-    fn ok(t: &str) -> bool {
-        is_allowed(t, OWN, &["portal.example.com".to_owned()])
+    fn hosts() -> Hosts {
+        Hosts::new(["http://localhost:8080"], &["portal.example.com".to_owned()])
+    }
+
+    fn loc(t: &str) -> Option<String> {
+        location(t, &base(), &hosts())
     }
 
     #[test]
-    fn relative_targets_are_fine() {
-        for t in [
-            "/QlikView/",
-            "/qvajaxzfc/opendoc.htm?document=Sales.qvw",
-            "LoginPage.htm",
-            "opendoc.htm?x=a:b",
-            "",
-        ] {
-            assert!(ok(t), "{t}");
-        }
+    fn relative_targets_stay_relative_and_on_the_gateway() {
+        assert_eq!(loc("/QlikView/").as_deref(), Some("/QlikView/"));
+        assert_eq!(
+            loc("/qvajaxzfc/opendoc.htm?document=Sales.qvw").as_deref(),
+            Some("/qvajaxzfc/opendoc.htm?document=Sales.qvw")
+        );
+        assert_eq!(
+            loc("opendoc.htm?x=a:b").as_deref(),
+            Some("/QvAJAXZfc/opendoc.htm?x=a:b")
+        );
+        assert_eq!(
+            loc("/x?document=My Doc.qvw").as_deref(),
+            Some("/x?document=My%20Doc.qvw")
+        );
     }
 
     #[test]
     fn absolute_targets_need_a_known_host() {
-        assert!(ok("http://localhost:8080/QlikView/"));
-        assert!(ok("https://LOCALHOST/x"));
-        assert!(ok("https://portal.example.com/login"));
-        assert!(ok("//portal.example.com/login"));
+        assert!(loc("http://localhost:8080/QlikView/").is_some());
+        assert!(loc("https://LOCALHOST/x").is_some());
+        assert_eq!(
+            loc("https://portal.example.com/login").as_deref(),
+            Some("https://portal.example.com/login")
+        );
+        assert!(loc("//portal.example.com/login").is_some());
         for t in [
             "https://evil.example.com/",
             "//evil.example.com",
             "/\\evil.example.com",
             "\\\\evil.example.com",
+            "/%5Cevil.example.com",
             "javascript:alert(1)",
             "JavaScript:alert(1)",
             "data:text/html,x",
             "https://portal.example.com@evil.example.com/",
             "https://evil.example.com\\@portal.example.com/",
+            "http://localhost\\@evil.com/",
+            "http://localhost%5c%40evil.com/",
+            "http://portal.example.com\\@evil.com/",
+            "http://portal.example.com%5C@evil.com/",
+            "http://user:pw@localhost/",
+            "http://local host/",
+            "http://localhost%20/x",
             " https://evil.example.com",
             "/x\r\nSet-Cookie: a=b",
             "https:///nohost",
+            "ftp://localhost/",
         ] {
-            assert!(!ok(t), "{t}");
+            assert_eq!(loc(t), None, "{t}");
         }
     }
 
     #[test]
-    fn locations_are_made_header_safe() {
-        assert_eq!(location_safe("/a b?c=é"), "/a%20b?c=%C3%A9");
-        assert_eq!(location_safe("/a%20b"), "/a%20b");
+    fn the_location_sent_is_the_url_judged() {
+        // Whatever is sent, parsed again by a browser, lands on an admitted host.
+        for t in [
+            "/a/../b",
+            "/a%2F..%2Fb",
+            "http://localhost:8080/a\\b",
+            "https://portal.example.com:8443/x?y=\"z\"",
+        ] {
+            let sent = loc(t).unwrap_or_else(|| panic!("{t}"));
+            let again = base().join(&sent).unwrap();
+            assert!(hosts().admit(&again), "{t} → {sent}");
+            assert!(http::HeaderValue::from_str(&sent).is_ok(), "{sent}");
+        }
+    }
+
+    #[test]
+    fn entries_with_a_port_admit_that_port_only() {
+        let h = Hosts::new([], &["localhost:3000".to_owned(), "[::1]".to_owned()]);
+        let admit = |u: &str| h.admit(&Url::parse(u).unwrap());
+        assert!(admit("http://localhost:3000/"));
+        assert!(!admit("http://localhost:3001/"));
+        assert!(admit("http://[::1]:9/"));
     }
 }

@@ -16,7 +16,6 @@ use ticket_core::{Redemption, Session};
 use super::error::QvError;
 use super::{session, REALM};
 use crate::conn::Conn;
-use crate::http::redirect::{is_allowed, location_safe};
 use crate::http::{found, percent_decode, split_ascii, split_once_ascii, Body};
 use crate::state::State;
 use crate::telemetry::audit;
@@ -101,24 +100,27 @@ pub(crate) fn authenticate<'a, B>(
 where
     B: 'a,
 {
-    let settings = &state.settings;
-    let qv = &settings.qlikview;
+    let qv = &state.settings.qlikview;
     let params = parse_query(req.uri().query().unwrap_or(""));
-    let own = [settings.frontend.public_url.as_str()];
     let try_ = params
         .try_
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| DEFAULT_TRY.to_owned());
-    let back = params.back.unwrap_or_default();
-    let allowed = is_allowed(&try_, &own, &qv.safe_forward_hosts)
-        && is_allowed(&back, &own, &qv.safe_forward_hosts);
+    // Each target judged as a browser would resolve it; what is sent is what was judged.
+    let redirects = &state.redirects;
+    let guard = |t: &str| redirects.location(t, req.uri().path(), &redirects.qlikview);
+    let back = match params.back.filter(|b| !b.is_empty()) {
+        Some(b) => guard(&b),
+        None => Some(String::new()),
+    };
+    let targets = guard(&try_).zip(back);
     let webticket = params.webticket.filter(|t| !t.is_empty());
-    let headers =
-        (allowed && webticket.is_none() && params.keep).then(|| req.into_parts().0.headers);
+    let keep = targets.is_some() && webticket.is_none() && params.keep;
+    let headers = keep.then(|| req.into_parts().0.headers);
     async move {
-        if !allowed {
+        let Some((try_, back)) = targets else {
             return QvError::UnsafeRedirect.into_response(qv);
-        }
+        };
         let outcome = match (&webticket, &headers) {
             (Some(ticket), _) => redeem(state, ticket, conn)
                 .await
@@ -130,14 +132,14 @@ where
         };
         match outcome {
             Ok(Some((session, new))) => {
-                let mut res = found(&location_safe(&try_));
+                let mut res = found(&try_);
                 if new {
                     session::set_cookie(&mut res, state, conn, &session.id);
                 }
                 res
             }
             Ok(None) if back.is_empty() => QvError::Unauthorized.into_response(qv),
-            Ok(None) => found(&location_safe(&back)),
+            Ok(None) => found(&back),
             Err(e) => QvError::Unavailable(e).into_response(qv),
         }
     }

@@ -9,7 +9,6 @@ use super::error::PageError;
 use super::{login, session};
 use crate::config::VirtualProxy;
 use crate::conn::Conn;
-use crate::http::redirect::is_allowed;
 use crate::http::{empty, query_param, respond, Body, JSON};
 use crate::state::State;
 use crate::telemetry::audit;
@@ -63,12 +62,14 @@ async fn user<B>(
             })
         }
         None => {
-            let settings = &state.settings;
-            let own = [settings.frontend.public_url.as_str()];
+            let redirects = &state.redirects;
             let target = query_param(req.uri().query(), "targetUri")
-                .map(|t| t.into_owned())
-                .filter(|t| {
-                    !t.is_empty() && is_allowed(t, &own, &settings.frontend.allowed_redirect_hosts)
+                .filter(|t| !t.is_empty())
+                .and_then(|t| redirects.location(&t, "/", &redirects.frontend))
+                .map(|t| match t.starts_with('/') {
+                    // Stored absolute: the authentication module sends the browser there.
+                    true => format!("{}{t}", state.settings.frontend.public_url),
+                    false => t,
                 })
                 .unwrap_or_else(|| login::frontend_url(state, vp, "/hub/"));
             let login = login::location(state, vp, &target).await?;
