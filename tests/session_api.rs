@@ -350,7 +350,12 @@ async fn the_personal_api_login_uri_carries_target_uri() {
         "http%3A%2F%2F127.0.0.1%5C%40evil.com%2F",
         "%2F%5Cevil.example.com",
     ] {
-        let me = get(gw.frontend, &format!("/ext/qps/user?targetUri={foreign}"), "").await;
+        let me = get(
+            gw.frontend,
+            &format!("/ext/qps/user?targetUri={foreign}"),
+            "",
+        )
+        .await;
         let login = me.json()["loginUri"].as_str().unwrap().to_owned();
         let target_id = login.rsplit_once("targetId=").unwrap().1;
         let res = gateway_tests::post_ticket(

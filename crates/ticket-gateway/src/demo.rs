@@ -11,7 +11,8 @@ use http::{Request, Response, StatusCode};
 use crate::config::{VirtualProxy, DEMO_PORTAL_PATH};
 use crate::conn::Conn;
 use crate::http::{
-    found, percent_encode_lower, query_param, read_body, respond, Body, BoxError, HTML,
+    found, page, percent_encode_lower, query_param, read_body, respond, Body, BodyError, BoxError,
+    HTML,
 };
 use crate::qps::api::issue;
 use crate::qps::wire::TicketRequest;
@@ -27,13 +28,16 @@ where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
-    match read_body(req.into_body(), state.settings.limits.max_body_bytes).await {
+    match read_body(req.into_body(), &state.settings.limits).await {
         Ok(body) => Ok(form_urlencoded::parse(&body).into_owned().collect()),
-        Err(_) => Err(respond(
-            StatusCode::BAD_REQUEST,
-            HTML,
-            "The form could not be read.",
-        )),
+        Err(e) => {
+            let status = match e {
+                BodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                BodyError::TimedOut => StatusCode::REQUEST_TIMEOUT,
+                BodyError::Broken => StatusCode::BAD_REQUEST,
+            };
+            Err(page(status, "The form could not be read", &e.to_string()))
+        }
     }
 }
 
@@ -45,7 +49,7 @@ pub(crate) fn login_form<B>(req: &Request<B>) -> Response<Body> {
     respond(
         StatusCode::OK,
         HTML,
-        page(&rest, &target, "INTERNAL", "", "", None),
+        login_page(&rest, &target, "INTERNAL", "", "", None),
     )
 }
 
@@ -91,7 +95,7 @@ where
     .find(|(_, v)| v.is_empty() || v.contains('\\'))
     .map(|(k, _)| format!("{k} must be non-empty and hold no backslash."));
     if let Some(error) = invalid {
-        let html = page(&rest, &target, &dir, &user, &attrs, Some(&error));
+        let html = login_page(&rest, &target, &dir, &user, &attrs, Some(&error));
         return respond(StatusCode::BAD_REQUEST, HTML, html);
     }
     match issue(state, vp, ticket_req, conn).await {
@@ -121,7 +125,7 @@ fn virtual_proxy_of<'g>(state: &'g State, proxy_rest_uri: &str) -> &'g VirtualPr
         .unwrap_or_else(|| settings.default_virtual_proxy())
 }
 
-fn page(
+fn login_page(
     rest: &str,
     target: &str,
     dir: &str,

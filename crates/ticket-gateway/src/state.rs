@@ -9,8 +9,8 @@ use ticket_core::{Core, Lifetimes, Store};
 use url::Url;
 
 use crate::config::Settings;
-use crate::http::redirect::Hosts;
 use crate::groups::GroupDirectory;
+use crate::http::redirect::Hosts;
 use crate::proxy::Proxy;
 
 /// The shared state of a running gateway.

@@ -34,6 +34,11 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const MAX_HEADERS: usize = 100;
 /// Keep-alive idle timeout, as on a Qlik Sense proxy (`keepAliveTimeoutSeconds`).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a request body has to arrive, beyond what its size earns.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes per second that earn a request body one more second: a slow mobile upload sends
+/// more, a body trickled to hold a connection less.
+pub const BODY_MIN_RATE: u64 = 1024;
 /// Cap on open connections over both listeners.
 pub const MAX_CONNECTIONS: usize = 10_000;
 /// Time in-flight requests get to finish on shutdown.

@@ -200,6 +200,10 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Most connections open at once over both listeners; more are closed at accept.
     pub max_connections: usize,
+    /// Time a request body has to arrive, beyond what its size earns.
+    pub body_read_timeout: Duration,
+    /// Bytes per second that earn a request body one more second.
+    pub body_min_rate: u64,
 }
 
 /// One Qlik Sense virtual proxy.

@@ -153,6 +153,8 @@ pub(super) struct LimitsFile {
     pub max_headers: Option<usize>,
     pub idle_timeout_seconds: Option<u64>,
     pub max_connections: Option<usize>,
+    pub body_read_timeout_seconds: Option<u64>,
+    pub body_min_rate_bytes_per_second: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

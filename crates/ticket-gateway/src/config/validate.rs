@@ -305,6 +305,19 @@ fn limits(file: &File) -> Result<Limits, ConfigError> {
             l.max_connections.unwrap_or(d::MAX_CONNECTIONS),
             1,
         )?,
+        body_read_timeout: seconds(
+            "limits.body_read_timeout_seconds",
+            l.body_read_timeout_seconds,
+            d::BODY_READ_TIMEOUT,
+        )?,
+        body_min_rate: at_least(
+            "limits.body_min_rate_bytes_per_second",
+            l.body_min_rate_bytes_per_second
+                .map_or(d::BODY_MIN_RATE as usize, |r| {
+                    usize::try_from(r).unwrap_or(usize::MAX)
+                }),
+            1,
+        )? as u64,
     })
 }
 

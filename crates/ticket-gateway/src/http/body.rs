@@ -8,6 +8,9 @@ use http_body::{Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
 
+use super::pace::{ClientFault, Fault, Pace, Paced};
+use crate::config::Limits;
+
 /// Any error a body can fail with.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -85,28 +88,39 @@ pub(crate) enum BodyError {
     /// The body is larger than the limit.
     #[error("request body too large")]
     TooLarge,
+    /// The body fell behind its pace (see [`super::pace`]).
+    #[error("request body did not arrive in time")]
+    TimedOut,
     /// The connection failed or the framing was broken.
     #[error("request body could not be read")]
     Broken,
 }
 
-/// Reads a whole request body, refusing it once it passes `limit` bytes (Content-Length and
-/// chunked bodies are counted the same way; a declared length past the limit is refused
-/// before anything is read). A body that arrives as one frame, as small bodies do, is
-/// returned as it is, without a copy.
-pub(crate) async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, BodyError>
+/// Reads a whole request body within `limits`: refused once it passes `max_body_bytes`
+/// (Content-Length and chunked bodies are counted the same way; a declared length past the
+/// limit is refused before anything is read), and failed when it falls behind its pace
+/// (`body_read_timeout`). A body that arrives as one frame, as small bodies do, is returned
+/// as it is, without a copy.
+pub(crate) async fn read_body<B>(body: B, limits: &Limits) -> Result<Bytes, BodyError>
 where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
+    let limit = limits.max_body_bytes;
     if body.size_hint().lower() > limit as u64 {
         return Err(BodyError::TooLarge);
     }
+    let fault = Fault::default();
+    let body = Paced::new(body, Pace::of(limits), fault.clone());
     let mut body = std::pin::pin!(body);
     let mut first: Option<Bytes> = None;
     let mut rest = bytes::BytesMut::new();
     while let Some(frame) = body.as_mut().frame().await {
-        let Ok(mut data) = frame.map_err(|_| BodyError::Broken)?.into_data() else {
+        let frame = frame.map_err(|_| match fault.get() {
+            Some(ClientFault::TimedOut) => BodyError::TimedOut,
+            _ => BodyError::Broken,
+        })?;
+        let Ok(mut data) = frame.into_data() else {
             continue; // trailers
         };
         // Free for `Bytes`, hyper's data type.

@@ -3,7 +3,6 @@
 
 use http::HeaderValue;
 
-
 /// A header value from user data: as UTF-8 bytes when valid, percent-encoded otherwise
 /// (a control character must never split a header).
 pub(crate) fn header_value(s: &str) -> HeaderValue {

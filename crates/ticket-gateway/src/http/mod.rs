@@ -6,6 +6,7 @@
 pub(crate) mod body;
 pub(crate) mod cookie;
 pub(crate) mod headers;
+pub(crate) mod pace;
 pub(crate) mod query;
 pub(crate) mod redirect;
 pub(crate) mod response;

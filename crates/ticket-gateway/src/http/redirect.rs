@@ -120,7 +120,10 @@ fn is_relative(target: &str) -> bool {
 fn suspicious_authority(target: &str) -> bool {
     let rest = match target.find("://") {
         Some(i) if !target[..i].contains(['/', '?', '#']) => &target[i + 3..],
-        _ => match target.strip_prefix("//").or_else(|| target.strip_prefix("\\\\")) {
+        _ => match target
+            .strip_prefix("//")
+            .or_else(|| target.strip_prefix("\\\\"))
+        {
             Some(r) => r,
             None => return false,
         },
@@ -142,7 +145,10 @@ mod tests {
     }
 
     fn hosts() -> Hosts {
-        Hosts::new(["http://localhost:8080"], &["portal.example.com".to_owned()])
+        Hosts::new(
+            ["http://localhost:8080"],
+            &["portal.example.com".to_owned()],
+        )
     }
 
     fn loc(t: &str) -> Option<String> {

@@ -13,6 +13,7 @@ use super::headers::{forwarded_headers, is_websocket, strip, strip_hop_by_hop};
 use super::Proxy;
 use crate::config::Upstream;
 use crate::conn::Conn;
+use crate::http::pace::{ClientFault, Fault, Paced};
 use crate::http::{page, Body, BoxError};
 use crate::telemetry::metrics;
 
@@ -92,7 +93,11 @@ where
     }
     parts.uri = uri;
     parts.version = http::Version::HTTP_11;
-    let upstream_req = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
+    // The client's body streams on, held to the same pace as any other; its failures are
+    // the client's, told apart from the back end's below.
+    let fault = Fault::default();
+    let body = Paced::new(body, proxy.pace, fault.clone());
+    let upstream_req = Request::from_parts(parts, body.boxed_unsync());
 
     let Some(pool) = proxy.pools.get(&to.upstream.authority) else {
         // Every upstream of the settings has a pool: a bug, not a client error.
@@ -107,6 +112,10 @@ where
     {
         Ok(Ok(res)) => res,
         Ok(Err(e)) => {
+            if let Some(fault) = fault.get() {
+                tracing::debug!(error = %e, "the client's request body failed: {fault}");
+                return client_fault(fault);
+            }
             tracing::warn!(error = %e, upstream = %to.upstream.authority, "upstream unreachable");
             metrics::upstream_error("unreachable");
             return page(StatusCode::BAD_GATEWAY, "Bad gateway", "The back end could not be reached. Your session is still valid; try again in a moment.");
@@ -147,4 +156,20 @@ where
     let (mut parts, body) = res.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, Body::stream(body.map_err(Into::into)))
+}
+
+/// A request whose body the client failed to send: its fault, not the back end's.
+fn client_fault(fault: ClientFault) -> Response<Body> {
+    match fault {
+        ClientFault::TimedOut => page(
+            StatusCode::REQUEST_TIMEOUT,
+            "Request timeout",
+            "The request body did not arrive in time.",
+        ),
+        ClientFault::Broken => page(
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            "The request body could not be read.",
+        ),
+    }
 }

@@ -32,6 +32,8 @@ use upstream::Pools;
 pub(crate) struct Proxy {
     pools: Pools,
     settings: ProxySettings,
+    /// The pace a client's body must keep while it streams to a back end.
+    pace: crate::http::pace::Pace,
     /// Open WebSockets per session, closed when it ends.
     pub sockets: Arc<Sockets>,
 }
@@ -42,6 +44,7 @@ impl Proxy {
         Proxy {
             pools: Pools::new(settings),
             settings: settings.proxy,
+            pace: crate::http::pace::Pace::of(&settings.limits),
             sockets: Arc::default(),
         }
     }

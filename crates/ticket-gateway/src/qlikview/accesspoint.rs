@@ -40,7 +40,7 @@ where
 {
     let (parts, body) = req.into_parts();
     let session_ids: Vec<&str> = session::ids(state, &parts.headers).collect();
-    let body = read_body(body, state.settings.limits.max_body_bytes).await?;
+    let body = read_body(body, &state.settings.limits).await?;
     let commands = set_names(&body).map_err(|reason| QvError::BadXml(reason.to_owned()))?;
     if commands.iter().any(|c| c.eq_ignore_ascii_case(LOGOUT)) {
         for id in &session_ids {

@@ -23,6 +23,8 @@ pub(crate) enum QvError {
     BadXml(String),
     /// The body is over the limit: `413`.
     TooLarge,
+    /// The body did not arrive in time: `408`.
+    BodyTimeout,
     /// Wrong method on an endpoint: `405`.
     MethodNotAllowed(&'static str),
     /// A `try` or `back` the gateway will not redirect to: `400` page.
@@ -45,6 +47,7 @@ impl From<BodyError> for QvError {
     fn from(e: BodyError) -> Self {
         match e {
             BodyError::TooLarge => QvError::TooLarge,
+            BodyError::TimedOut => QvError::BodyTimeout,
             BodyError::Broken => QvError::BadXml("the request body could not be read".into()),
         }
     }
@@ -72,6 +75,7 @@ impl QvError {
             QvError::InvalidCall(why) => why,
             QvError::BadXml(_) => "bad_xml",
             QvError::TooLarge => "payload_too_large",
+            QvError::BodyTimeout => "body_timeout",
             QvError::MethodNotAllowed(_) => "method_not_allowed",
             QvError::UnsafeRedirect => "unsafe_redirect",
             QvError::Unauthorized | QvError::NotSignedIn => "unauthorized",
@@ -90,6 +94,11 @@ impl QvError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 XML,
                 xml_error("request body too large"),
+            ),
+            QvError::BodyTimeout => respond(
+                StatusCode::REQUEST_TIMEOUT,
+                XML,
+                xml_error("request body did not arrive in time"),
             ),
             QvError::MethodNotAllowed(allow) => {
                 let mut res = respond(

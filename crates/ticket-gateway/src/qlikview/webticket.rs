@@ -63,7 +63,7 @@ where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
-    let body = read_body(body, state.settings.limits.max_body_bytes).await?;
+    let body = read_body(body, &state.settings.limits).await?;
     let doc = xml::parse(&body).map_err(|e| QvError::BadXml(e.to_string()))?;
     let method_ok = doc.root.eq_ignore_ascii_case("Global")
         && doc

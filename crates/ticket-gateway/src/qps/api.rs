@@ -60,7 +60,7 @@ where
     async move {
         let result = async {
             let vp = admitted?;
-            let body = read_body(body, state.settings.limits.max_body_bytes).await?;
+            let body = read_body(body, &state.settings.limits).await?;
             let ticket_req = TicketRequest::read(&body).map_err(ApiError::BadRequest)?;
             let (ticket, stored) = issue(state, vp, ticket_req, conn).await?;
             Ok::<_, ApiError>(wire::ticket_response(&stored, &ticket))

@@ -29,6 +29,8 @@ pub(crate) enum ApiError {
     MethodNotAllowed(&'static str),
     /// The body is over the configured limit: `413`.
     PayloadTooLarge,
+    /// The body did not arrive in time: `408`.
+    BodyTimeout,
     /// No live session with this id: `404 No session with id <id>`.
     NoSession(String),
     /// A session with this id exists already: `400 … already exists`.
@@ -49,6 +51,7 @@ impl From<BodyError> for ApiError {
     fn from(e: BodyError) -> Self {
         match e {
             BodyError::TooLarge => ApiError::PayloadTooLarge,
+            BodyError::TimedOut => ApiError::BodyTimeout,
             BodyError::Broken => ApiError::BadRequest("The request body could not be read.".into()),
         }
     }
@@ -65,6 +68,7 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::BodyTimeout => "body_timeout",
             ApiError::NoSession(_) => "no_session",
             ApiError::SessionExists(_) => "session_exists",
             ApiError::TooManySessions(_) => "too_many_sessions",
@@ -95,6 +99,10 @@ impl ApiError {
             ApiError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "The request body is too large.".to_owned(),
+            ),
+            ApiError::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "The request body did not arrive in time.".to_owned(),
             ),
             ApiError::NoSession(id) => (StatusCode::NOT_FOUND, format!("No session with id {id}")),
             ApiError::SessionExists(id) => (

@@ -136,7 +136,7 @@ where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
-    let body = read_body(req.into_body(), state.settings.limits.max_body_bytes).await?;
+    let body = read_body(req.into_body(), &state.settings.limits).await?;
     let r = SessionRequest::read(&body).map_err(ApiError::BadRequest)?;
     let session = Session {
         realm: vp.realm.clone(),
