@@ -1,7 +1,7 @@
-//! The gateway's benchmark: a closed-loop HTTP/1.1 load generator, the workloads, the
-//! processes under test and the report. `src/main.rs` is the command line over it,
-//! `src/bin/hello.rs` the ceiling and `src/bin/ticket-server.rs` the limit of the login
-//! rows; `scripts/bench` runs it all.
+//! The gateway's benchmark: a closed-loop HTTP/1.1 (and WebSocket) load generator, the
+//! workloads, the processes under test and the report. `src/main.rs` is the command line
+//! over it, `src/bin/hello.rs` the ceiling and the back end, `src/bin/ticket-server.rs` the
+//! limit of the login rows; `scripts/bench` runs it all.
 
 pub mod http1;
 pub mod load;
@@ -11,6 +11,7 @@ pub mod report;
 pub mod run;
 pub mod ticket_server;
 pub mod workload;
+pub mod ws;
 
 use std::path::PathBuf;
 

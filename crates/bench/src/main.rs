@@ -117,7 +117,7 @@ async fn load_one(args: &LoadArgs) -> Result<(), String> {
         user_tag: format!("{}.", std::process::id()),
     };
     let gateway = targets.frontend.is_some() && targets.api.is_some();
-    if matches!(args.workload, Workload::Proxied | Workload::Direct) && gateway {
+    if (args.workload.is_proxied() || args.workload == Workload::Direct) && gateway {
         targets.cookie = Some(run::session_cookie(&targets).await?);
     }
     if args.workload == Workload::SessionGet {
