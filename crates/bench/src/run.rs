@@ -765,6 +765,14 @@ impl Bench<'_> {
                     )),
                 }
             }
+            if sides.is_empty() {
+                self.note(format!(
+                    "{} skipped ({} store): none of its references is running",
+                    workload.name(),
+                    s.store
+                ));
+                continue;
+            }
             sides.push(self.gateway_side(s, workload, prepared, "gateway", "gateway"));
             if let Err(e) = self.compare(s.store, workload, sides).await {
                 self.note(format!(
@@ -1019,4 +1027,66 @@ pub fn default_out_dir() -> PathBuf {
         .ok()
         .and_then(|exe| Some(exe.parent()?.parent()?.join("bench")))
         .unwrap_or_else(|| PathBuf::from("target/bench"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        options: Options,
+    }
+
+    fn options(args: &[&str]) -> Options {
+        Cli::try_parse_from(std::iter::once("run").chain(args.iter().copied()))
+            .unwrap()
+            .options
+    }
+
+    #[test]
+    fn peers_default_to_both() {
+        // (Unset in the environment: the defaults come from it.)
+        if std::env::var_os("BENCH_PEERS").is_none() {
+            let both = [PeerKind::Nginx, PeerKind::Haproxy];
+            assert_eq!(options(&[]).peer_kinds(), both);
+        }
+        assert_eq!(
+            options(&["--peers", "haproxy"]).peer_kinds(),
+            [PeerKind::Haproxy]
+        );
+        assert!(options(&["--peers", "none"]).peer_kinds().is_empty());
+    }
+
+    #[test]
+    fn workloads_are_selected_in_suite_order() {
+        let o = options(&["--workloads", "websocket,direct,qps-issue"]);
+        assert_eq!(
+            o.selected().unwrap(),
+            [Workload::QpsIssue, Workload::Proxied, Workload::Websocket]
+        );
+        if std::env::var_os("BENCH_WORKLOADS").is_none() {
+            assert_eq!(options(&[]).selected().unwrap().len(), SUITE.len());
+        }
+        assert!(options(&["--workloads", "hello"]).selected().is_err());
+    }
+
+    #[test]
+    fn every_suite_workload_has_a_reference_and_targets_use_them() {
+        for &(w, refs) in SUITE {
+            assert!(!refs.is_empty(), "{}", w.name());
+            // The proxied workloads are compared with the peers, the logins with the
+            // minimal ticket server: the references the targets name.
+            if w.is_proxied() {
+                assert!(refs.contains(&Reference::Peer(PeerKind::Nginx)));
+                assert!(report::targets(w, "nginx").0.is_some());
+            }
+            if report::targets(w, "ticket-server").0.is_some() {
+                assert!(refs.contains(&Reference::TicketServer));
+            }
+        }
+    }
 }
