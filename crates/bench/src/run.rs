@@ -330,6 +330,13 @@ pub async fn run(opts: &Options, launcher: &Launcher) -> Result<(), String> {
             ));
         }
     }
+    if opts.reps < 3 {
+        bench.note(format!(
+            "BENCH_REPS={}: every ratio is the median of fewer than three pairs, a smoke \
+             run's figures, not a measurement",
+            opts.reps
+        ));
+    }
     bench.start_references(&selected);
     match opts.store {
         Some(StoreChoice::Redis) => bench.redis_suite(&selected, None, true).await?,
