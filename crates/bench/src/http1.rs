@@ -5,7 +5,8 @@
 //! client is not the bottleneck first. So requests are prebuilt bytes, replies are parsed
 //! in place (status line, `Content-Length`, the few headers a workload reads) and the read
 //! buffer is reused. Every server measured here answers with `Content-Length`; anything
-//! else is an error, not something to support.
+//! else is an error, not something to support. After a `101`, the same buffer reads
+//! WebSocket frames ([`Conn::read_frame`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -20,6 +21,15 @@ pub struct Conn {
     buf: Vec<u8>,
     /// Bytes of `buf` that belong to replies already handed out.
     consumed: usize,
+}
+
+/// A WebSocket frame, borrowed from the connection's buffer until the next read.
+#[derive(Debug)]
+pub struct Frame<'a> {
+    /// The opcode.
+    pub opcode: u8,
+    /// The payload, unmasked.
+    pub payload: &'a [u8],
 }
 
 /// A reply, borrowed from the connection's buffer until the next read.
@@ -71,6 +81,14 @@ impl Conn {
         self.stream.write_all(bytes).await
     }
 
+    /// Sends a request head, then a large body shared by every connection, and reads the
+    /// reply.
+    pub async fn exchange_with_body(&mut self, head: &[u8], body: &[u8]) -> io::Result<Reply<'_>> {
+        self.stream.write_all(head).await?;
+        self.stream.write_all(body).await?;
+        self.read_reply().await
+    }
+
     /// Reads the next reply, leaving any bytes of later (pipelined) replies in the buffer.
     pub async fn read_reply(&mut self) -> io::Result<Reply<'_>> {
         self.buf.drain(..self.consumed);
@@ -79,10 +97,10 @@ impl Conn {
             if let Some(lens) = parse_head(&self.buf)? {
                 break lens;
             }
-            self.fill().await?;
+            self.fill(0).await?;
         };
         while self.buf.len() < head_len + body_len {
-            self.fill().await?;
+            self.fill(head_len + body_len).await?;
         }
         self.consumed = head_len + body_len;
         let head = &self.buf[..head_len];
@@ -94,8 +112,37 @@ impl Conn {
         })
     }
 
-    async fn fill(&mut self) -> io::Result<()> {
-        self.buf.reserve(8 * 1024);
+    /// Reads the next WebSocket frame (after a `101`), unmasking it if the server masked it.
+    pub async fn read_frame(&mut self) -> io::Result<Frame<'_>> {
+        self.buf.drain(..self.consumed);
+        self.consumed = 0;
+        let head = loop {
+            if let Some(head) = crate::ws::parse_frame_head(&self.buf) {
+                break head;
+            }
+            self.fill(0).await?;
+        };
+        let end = head.head_len + head.payload_len;
+        while self.buf.len() < end {
+            self.fill(end).await?;
+        }
+        self.consumed = end;
+        let payload = &mut self.buf[head.head_len..end];
+        if let Some(mask) = head.mask {
+            crate::ws::apply_mask(payload, mask);
+        }
+        Ok(Frame {
+            opcode: head.opcode,
+            payload,
+        })
+    }
+
+    /// Reads what the socket has, with room for at least 8 KiB, or for the rest of a
+    /// message of `want` bytes in all (up to 1 MiB), so a large body is read in a few large
+    /// reads rather than many small ones.
+    async fn fill(&mut self, want: usize) -> io::Result<()> {
+        let room = want.saturating_sub(self.buf.len()).clamp(8 * 1024, 1 << 20);
+        self.buf.reserve(room);
         if self.stream.read_buf(&mut self.buf).await? == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

@@ -1,14 +1,19 @@
-//! The gateway's benchmark: a closed-loop HTTP/1.1 load generator, the workloads, the
-//! processes under test and the report. `src/main.rs` is the command line over it and
-//! `src/bin/hello.rs` the ceiling; `scripts/bench` runs it all.
+//! The gateway's benchmark: a closed-loop HTTP/1.1 (and WebSocket) load generator, the
+//! workloads, the processes under test (the gateway, its peers nginx and HAProxy, the
+//! minimal ticket server) and the report. `src/main.rs` is the command line over it,
+//! `src/bin/hello.rs` the ceiling and the back end, `src/bin/ticket-server.rs` the limit of
+//! the login rows; `scripts/bench` runs it all.
 
 pub mod http1;
 pub mod load;
 pub mod memory;
+pub mod peers;
 pub mod procs;
 pub mod report;
 pub mod run;
+pub mod ticket_server;
 pub mod workload;
+pub mod ws;
 
 use std::path::PathBuf;
 
@@ -30,7 +35,8 @@ pub struct Common {
     #[arg(long, env = "BENCH_SERVER_CPUS", default_value = "0")]
     pub server_cpus: String,
     /// CPUs the load generator runs on: `scripts/bench` pins `gateway-bench` there, and
-    /// the upstream of `proxied` is pinned there too; empty: not pinned.
+    /// the back end of the proxied workloads (and redis-server) is pinned there too;
+    /// empty: not pinned.
     #[arg(long, env = "BENCH_LOADGEN_CPUS", default_value = "1")]
     pub loadgen_cpus: String,
     /// `RUST_LOG` of the gateway. Its default logs the audit trail, as deployed; the log
@@ -57,12 +63,13 @@ impl Common {
         let launcher = Launcher {
             gateway: dir.join("ticket-gateway"),
             hello: dir.join("hello"),
+            ticket_server: dir.join("ticket-server"),
             server_cpus: (!self.server_cpus.is_empty()).then(|| self.server_cpus.clone()),
             loadgen_cpus: (!self.loadgen_cpus.is_empty()).then(|| self.loadgen_cpus.clone()),
             rust_log: self.rust_log.clone(),
             work_dir,
         };
-        for bin in [&launcher.gateway, &launcher.hello] {
+        for bin in [&launcher.gateway, &launcher.hello, &launcher.ticket_server] {
             if !bin.exists() {
                 return Err(format!(
                     "{} is missing: cargo build --release -p ticket-gateway -p gateway-bench",

@@ -6,13 +6,18 @@
 //! gateway-bench memory [--tickets N]  bytes per live ticket, and p99 with N live
 //! ```
 //!
-//! The load generator is a single-threaded tokio runtime speaking HTTP/1.1 keep-alive over
-//! raw sockets (`gateway_bench::http1`): `scripts/bench` pins it to one core and the servers to the
-//! other, so the two never compete for a CPU and one thread is all that core can use. Only
-//! the upstream of `proxied` and `direct` shares the load generator's core, so that both
-//! load it alike. Its own CPU use is measured too (`client %`): a client near 100% of its
-//! core is the ceiling itself. Every option can also be set from the environment
-//! (`BENCH_SECONDS`, `BENCH_WORKLOADS`, …).
+//! The load generator is a single-threaded tokio runtime speaking HTTP/1.1 keep-alive (and
+//! WebSocket, after an upgrade) over raw sockets (`gateway_bench::http1`): `scripts/bench`
+//! pins it to one core and the servers to the other, so the two never compete for a CPU
+//! and one thread is all that core can use. Only the back end of the proxied workloads
+//! shares the load generator's core, so that `direct` and every proxy load it alike. Its
+//! own CPU use is measured too (`client %`): a client near 100% of its core is the ceiling
+//! itself. Every option can also be set from the environment (`BENCH_SECONDS`,
+//! `BENCH_WORKLOADS`, `BENCH_AGAINST`, `BENCH_PEERS`, …).
+//!
+//! `load` drives any server speaking the workload's requests: `--frontend` may be nginx or
+//! HAProxy in front of `hello --backend` for the proxied workloads (no cookie is needed
+//! there), or the minimal ticket server (`--api`, `--frontend`) for the login workloads.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -56,10 +61,10 @@ struct LoadArgs {
     /// The gateway's upstream behind its `up` virtual proxy (for `direct`).
     #[arg(long)]
     upstream: Option<SocketAddr>,
-    /// The gateway's front end.
+    /// The gateway's front end (or a peer proxy, or the minimal ticket server's).
     #[arg(long)]
     frontend: Option<SocketAddr>,
-    /// The gateway's API.
+    /// The gateway's API (or the minimal ticket server's).
     #[arg(long)]
     api: Option<SocketAddr>,
     /// Server processes whose CPU time to report (repeatable).
@@ -117,7 +122,7 @@ async fn load_one(args: &LoadArgs) -> Result<(), String> {
         user_tag: format!("{}.", std::process::id()),
     };
     let gateway = targets.frontend.is_some() && targets.api.is_some();
-    if matches!(args.workload, Workload::Proxied | Workload::Direct) && gateway {
+    if (args.workload.is_proxied() || args.workload == Workload::Direct) && gateway {
         targets.cookie = Some(run::session_cookie(&targets).await?);
     }
     if args.workload == Workload::SessionGet {

@@ -1,12 +1,13 @@
-//! The processes under test (hello, the gateway, a private redis-server) and what `/proc`
-//! says about them.
+//! The processes under test (hello, the gateway, the minimal ticket server, a private
+//! redis-server; nginx and HAProxy are in [`crate::peers`]) and what `/proc` says about
+//! them.
 //!
 //! Servers are pinned to their own core with `taskset` so the load generator (pinned to
 //! another by `scripts/bench`) never steals their CPU, and their CPU time is read from
 //! `/proc/<pid>/stat` so "CPU µs per request" is the server's cost, not the machine's. The
-//! one exception is the upstream of `proxied`: it is pinned to the load generator's core,
-//! so that `direct` and `proxied` load that core with the same client and back end and the
-//! servers' core carries only the server under test.
+//! one exception is the back end of the proxied workloads (the upstream): it is pinned to
+//! the load generator's core, so that `direct` and every proxy load that core with the
+//! same client and back end and the servers' core carries only the server under test.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -18,15 +19,18 @@ use std::time::{Duration, Instant};
 use crate::workload::PROXY_PREFIX;
 
 /// How long a server gets to say where it listens.
-const START_TIMEOUT: Duration = Duration::from_secs(15);
+pub const START_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Where the binaries are and how servers are pinned.
 #[derive(Debug, Clone)]
 pub struct Launcher {
-    /// The release `ticket-gateway`.
+    /// The `ticket-gateway` to start: the release build beside this binary, or the old
+    /// one of `BENCH_AGAINST`.
     pub gateway: PathBuf,
     /// The release `hello`.
     pub hello: PathBuf,
+    /// The release `ticket-server`.
+    pub ticket_server: PathBuf,
     /// `taskset -c <cpus>` for servers; `None` runs them unpinned.
     pub server_cpus: Option<String>,
     /// `taskset -c <cpus>` for the upstream hello, where the load generator runs; `None`
@@ -45,6 +49,24 @@ pub struct Proc {
     child: Child,
     /// Its process id (the server itself: `taskset` execs it).
     pub pid: u32,
+}
+
+impl Proc {
+    /// Starts `command`.
+    pub fn spawn(command: &mut Command) -> Result<Proc, String> {
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {:?}: {e}", command.get_program()))?;
+        Ok(Proc {
+            pid: child.id(),
+            child,
+        })
+    }
+
+    /// The exit status, if it has ended.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
 }
 
 impl Drop for Proc {
@@ -73,10 +95,34 @@ impl Gateway {
     /// Empties the log file, so a full run's logging does not pile up on disk. The gateway
     /// appends, so it carries on at the new end.
     pub fn clear_log(&self) {
-        if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&self.log) {
-            let _ = f.set_len(0);
-        }
+        truncate(&self.log);
     }
+}
+
+/// Empties a log file its writer opened for appending.
+pub fn truncate(log: &Path) {
+    if let Ok(f) = std::fs::OpenOptions::new().write(true).open(log) {
+        let _ = f.set_len(0);
+    }
+}
+
+/// A file opened for appending, created empty: a log that [`truncate`] can empty while its
+/// writer carries on at the new end.
+pub fn append_log(path: &Path) -> Result<std::fs::File, String> {
+    std::fs::File::create(path)
+        .and_then(|_| std::fs::OpenOptions::new().append(true).open(path))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A running minimal ticket server.
+#[derive(Debug)]
+pub struct TicketServer {
+    /// The process.
+    pub proc: Proc,
+    /// Its API listener.
+    pub api: SocketAddr,
+    /// Its front-end listener.
+    pub frontend: SocketAddr,
 }
 
 /// What goes into a gateway's temporary configuration.
@@ -113,11 +159,13 @@ impl GatewayConfig {
 }
 
 impl Launcher {
-    fn command(&self, program: &Path) -> Command {
+    /// `program`, pinned to the servers' CPUs.
+    pub fn command(&self, program: &Path) -> Command {
         Launcher::pinned(program, self.server_cpus.as_deref())
     }
 
-    fn pinned(program: &Path, cpus: Option<&str>) -> Command {
+    /// `program`, pinned to `cpus` (`None`: not pinned).
+    pub fn pinned(program: &Path, cpus: Option<&str>) -> Command {
         match cpus {
             Some(cpus) => {
                 let mut c = Command::new("taskset");
@@ -130,35 +178,43 @@ impl Launcher {
 
     /// Starts the hello server of the ceiling, on the servers' CPUs.
     pub fn hello(&self) -> Result<(Proc, SocketAddr), String> {
-        self.hello_on(self.server_cpus.as_deref())
-    }
-
-    /// Starts the hello server behind the gateway, on the load generator's CPUs.
-    pub fn upstream(&self) -> Result<(Proc, SocketAddr), String> {
-        self.hello_on(self.loadgen_cpus.as_deref())
-    }
-
-    /// Starts a hello server on `cpus`; it prints its address on stdout.
-    fn hello_on(&self, cpus: Option<&str>) -> Result<(Proc, SocketAddr), String> {
-        let mut child = Launcher::pinned(&self.hello, cpus)
-            .arg("127.0.0.1:0")
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.hello.display()))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let proc = Proc {
-            pid: child.id(),
-            child,
-        };
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .map_err(|e| format!("hello: {e}"))?;
+        let (proc, line) = first_line(
+            Launcher::pinned(&self.hello, self.server_cpus.as_deref()).arg("127.0.0.1:0"),
+        )?;
         let addr = line
-            .trim()
             .parse()
             .map_err(|_| format!("hello printed {line:?}, not an address"))?;
         Ok((proc, addr))
+    }
+
+    /// Starts the back end of the proxied workloads (`hello --backend`), on the load
+    /// generator's CPUs.
+    pub fn upstream(&self) -> Result<(Proc, SocketAddr), String> {
+        let (proc, line) = first_line(
+            Launcher::pinned(&self.hello, self.loadgen_cpus.as_deref())
+                .args(["--backend", "127.0.0.1:0"]),
+        )?;
+        let addr = line
+            .parse()
+            .map_err(|_| format!("hello printed {line:?}, not an address"))?;
+        Ok((proc, addr))
+    }
+
+    /// Starts the minimal ticket server on the servers' CPUs; it prints
+    /// `api=<addr> frontend=<addr>`.
+    pub fn ticket_server(&self) -> Result<TicketServer, String> {
+        let (proc, line) = first_line(self.command(&self.ticket_server).stderr(Stdio::null()))?;
+        let addr = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("ticket-server printed {line:?}, not {name}ADDR"))
+        };
+        Ok(TicketServer {
+            api: addr("api=")?,
+            frontend: addr("frontend=")?,
+            proc,
+        })
     }
 
     /// Writes `config` to a file and asks the gateway whether it accepts it
@@ -189,9 +245,7 @@ impl Launcher {
         // CPU. The file is emptied before every measured window (see `Gateway::clear_log`).
         let log = config.with_extension("log");
         // Appending, so that after the file is emptied the next batch lands at its start.
-        let file = std::fs::File::create(&log)
-            .and_then(|_| std::fs::OpenOptions::new().append(true).open(&log))
-            .map_err(|e| format!("{}: {e}", log.display()))?;
+        let file = append_log(&log)?;
         let child = self
             .command(&self.gateway)
             .arg("--config")
@@ -270,7 +324,21 @@ impl Launcher {
     }
 }
 
-fn free_port() -> Result<u16, String> {
+/// Starts `command` with its stdout piped and returns its first line, trimmed: the address
+/// a server says it listens on.
+fn first_line(command: &mut Command) -> Result<(Proc, String), String> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let mut proc = Proc::spawn(command.stdout(Stdio::piped()))?;
+    let stdout = proc.child.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| format!("{program}: {e}"))?;
+    Ok((proc, line.trim().to_owned()))
+}
+
+/// A port free on loopback a moment ago, for servers that must be told their port.
+pub fn free_port() -> Result<u16, String> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -334,6 +402,27 @@ fn cpu_seconds_at(proc_dir: &str) -> Result<f64, String> {
     }
 }
 
+/// The processes whose parent is `pid` (nginx's workers, under its master).
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|stat| parent_of(&stat))
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// The parent pid (field 4) of a `/proc/<pid>/stat` line.
+fn parent_of(stat: &str) -> Option<u32> {
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// CPU seconds of several processes together.
 pub fn cpu_seconds_all(pids: &[u32]) -> Result<f64, String> {
     pids.iter().map(|&p| cpu_seconds(p)).sum()
@@ -358,4 +447,24 @@ pub fn rss_bytes(pid: u32) -> Result<u64, String> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map(|kb| kb * 1024)
         .ok_or_else(|| format!("/proc/{pid}/status: no VmRSS"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parents_are_read_past_the_command_name() {
+        let stat = "4242 (nginx: worker (x)) S 4241 4241 4241 0 -1 4194624 1 0 0 0 3 1";
+        assert_eq!(parent_of(stat), Some(4241));
+    }
+
+    #[test]
+    fn children_are_found() {
+        let mut child = Command::new("sleep").arg("5").spawn().unwrap();
+        let found = children(std::process::id());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found.contains(&child.id()));
+    }
 }

@@ -7,12 +7,19 @@
 //!
 //! Every login logs in a user never seen before in the run (`u<connection>-<n>`), as when a
 //! shift starts: no user logs in twice, so no session limit is met and none is evicted.
+//!
+//! The proxied workloads (`proxied`, `download`, `upload`, `websocket`) send the same bytes
+//! to whichever proxy is in front of the back end: the gateway (with its session cookie),
+//! nginx or HAProxy. For `websocket` an operation is one message: a 128-byte masked text
+//! frame sent, and its echo read back.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use crate::http1::{Conn, Reply};
+use crate::ws;
 
 /// The Xrfkey every QPS API call carries, in the query and in the header.
 pub const XRFKEY: &str = "abcdefghijklmnop";
@@ -34,6 +41,17 @@ pub const HELLO_BODY: &[u8] = br#"{"hello":"world"}"#;
 pub const PROXY_PREFIX: &str = "up";
 /// The path of the `proxied` and `direct` workloads: behind [`PROXY_PREFIX`].
 pub const PROXIED_PATH: &str = "/up/hub/some/path";
+/// The path of `download`: the back end answers [`STREAM_BYTES`] for a path ending in
+/// `/download`.
+pub const DOWNLOAD_PATH: &str = "/up/hub/download";
+/// The path of `upload`: the back end reads and drops the body of any `POST`.
+pub const UPLOAD_PATH: &str = "/up/hub/upload";
+/// The path of `websocket`: an engine socket (`/{vp}/app/…`); the back end echoes.
+pub const WEBSOCKET_PATH: &str = "/up/app/bench-echo";
+/// Bytes of the body `download` fetches and `upload` sends: 1 MiB.
+pub const STREAM_BYTES: usize = 1 << 20;
+/// Bytes of the text message `websocket` sends.
+pub const WS_MESSAGE_BYTES: usize = 128;
 
 /// A workload of the benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -55,6 +73,13 @@ pub enum Workload {
     Direct,
     /// `GET /qps/session/{id}` on the API listener.
     SessionGet,
+    /// An authenticated `GET` of a 1 MiB body through the proxy, streamed.
+    Download,
+    /// An authenticated `POST` of a 1 MiB body through the proxy, streamed; the back end
+    /// reads and drops it.
+    Upload,
+    /// One 128-byte text message over an engine socket through the proxy, and its echo.
+    Websocket,
 }
 
 impl Workload {
@@ -69,6 +94,27 @@ impl Workload {
             Workload::Proxied => "proxied",
             Workload::Direct => "direct",
             Workload::SessionGet => "session-get",
+            Workload::Download => "download",
+            Workload::Upload => "upload",
+            Workload::Websocket => "websocket",
+        }
+    }
+
+    /// Whether the workload goes through a proxy to the back end (the gateway's `up`
+    /// virtual proxy, nginx or HAProxy), with a session cookie for the gateway.
+    pub fn is_proxied(self) -> bool {
+        matches!(
+            self,
+            Workload::Proxied | Workload::Download | Workload::Upload | Workload::Websocket
+        )
+    }
+
+    /// Body bytes one operation moves through the proxy, for the MB/s of the streaming
+    /// workloads.
+    pub fn streamed_bytes(self) -> Option<u64> {
+        match self {
+            Workload::Download | Workload::Upload => Some(STREAM_BYTES as u64),
+            _ => None,
         }
     }
 
@@ -89,12 +135,13 @@ pub struct Targets {
     /// The hello server behind the `up` virtual proxy (`direct`, and `proxied` through the
     /// gateway), on the load generator's CPU.
     pub upstream: Option<SocketAddr>,
-    /// The gateway's front end.
+    /// The gateway's front end; or nginx or HAProxy in front of the same back end (for the
+    /// proxied workloads), or the minimal ticket server's front end (for the logins).
     pub frontend: Option<SocketAddr>,
-    /// The gateway's QPS REST API.
+    /// The gateway's QPS REST API, or the minimal ticket server's.
     pub api: Option<SocketAddr>,
-    /// `name=value` of a live session cookie of the `up` virtual proxy, for `proxied` and
-    /// `direct`.
+    /// `name=value` of a live session cookie of the `up` virtual proxy, for the proxied
+    /// workloads and `direct` (sent to the peers too, so every proxy gets the same bytes).
     pub cookie: Option<String>,
     /// Goes between `u` and the connection number of every user id: empty for a run on
     /// fresh gateways, something of this process's own against a gateway that may have
@@ -118,6 +165,27 @@ pub struct Worker {
     redeem: Template,
     /// Where the second request is built.
     scratch: Vec<u8>,
+    /// `websocket`: the gateway's greeting may still come (before the first echo).
+    greeting_possible: bool,
+}
+
+/// The body `upload` sends, shared by every connection.
+fn upload_body() -> &'static [u8] {
+    static BODY: OnceLock<Vec<u8>> = OnceLock::new();
+    BODY.get_or_init(|| vec![b'x'; STREAM_BYTES])
+}
+
+/// The text message `websocket` sends: a Qlik engine JSON-RPC request padded with spaces
+/// to [`WS_MESSAGE_BYTES`].
+pub fn ws_message() -> &'static [u8] {
+    static MESSAGE: OnceLock<Vec<u8>> = OnceLock::new();
+    MESSAGE.get_or_init(|| {
+        let call = br#"{"jsonrpc":"2.0","id":1,"method":"GetLayout","handle":1,"params":{}"#;
+        let mut m = call.to_vec();
+        m.resize(WS_MESSAGE_BYTES - 1, b' ');
+        m.push(b'}');
+        m
+    })
 }
 
 /// A request split around one variable part.
@@ -235,6 +303,22 @@ impl Worker {
                 request = get(a, PROXIED_PATH, &cookie);
                 (a, None)
             }
+            Workload::Download => {
+                let a = need(t.frontend, "front-end")?;
+                request = get(a, DOWNLOAD_PATH, &cookie);
+                (a, None)
+            }
+            Workload::Upload => {
+                let a = need(t.frontend, "front-end")?;
+                let head = post_head(&front, UPLOAD_PATH, &cookie, "application/octet-stream");
+                request = format!("{head}{STREAM_BYTES}\r\n\r\n").into_bytes();
+                (a, None)
+            }
+            Workload::Websocket => {
+                let a = need(t.frontend, "front-end")?;
+                request = ws::masked_frame(ws::OP_TEXT, ws_message());
+                (a, None)
+            }
             Workload::QpsIssue | Workload::QpsIssueRedeem => {
                 let a = need(t.api, "API")?;
                 login = Some(LoginRequest::new(
@@ -280,20 +364,66 @@ impl Worker {
             Some(a) => Some(connect(a).await?),
             None => None,
         };
+        let mut first = connect(first).await?;
+        if workload == Workload::Websocket {
+            let upgrade = ws::upgrade_request(&front, WEBSOCKET_PATH, &cookie);
+            let reply = first
+                .exchange(&upgrade)
+                .await
+                .map_err(|e| format!("websocket upgrade: {e}"))?;
+            expect(&reply, 101, "websocket upgrade")?;
+        }
         Ok(Worker {
             workload,
-            first: connect(first).await?,
+            first,
             second,
             request,
             login,
             redeem,
             scratch: Vec::with_capacity(256),
+            greeting_possible: true,
         })
+    }
+
+    /// One message over the socket: the frame out, then its echo back; the gateway's
+    /// greeting, if it comes, is read and dropped on the way.
+    async fn echo(&mut self) -> Result<(), String> {
+        let w = self.workload.name();
+        let err = |e: std::io::Error| format!("{w}: {e}");
+        self.first.send(&self.request).await.map_err(err)?;
+        loop {
+            let frame = self.first.read_frame().await.map_err(err)?;
+            let first_frame = std::mem::replace(&mut self.greeting_possible, false);
+            match frame.opcode {
+                ws::OP_TEXT if frame.payload == ws_message() => return Ok(()),
+                ws::OP_TEXT if first_frame && ws::is_greeting(frame.payload) => {}
+                ws::OP_PING | ws::OP_PONG => {}
+                op => {
+                    return Err(format!(
+                        "{w}: frame of opcode {op} and {} bytes instead of the echo: {}",
+                        frame.payload.len(),
+                        String::from_utf8_lossy(&frame.payload[..frame.payload.len().min(200)])
+                    ))
+                }
+            }
+        }
     }
 
     /// Runs one operation and checks its reply (or replies).
     pub async fn op(&mut self) -> Result<(), String> {
         let w = self.workload.name();
+        match self.workload {
+            Workload::Websocket => return self.echo().await,
+            Workload::Upload => {
+                let reply = self
+                    .first
+                    .exchange_with_body(&self.request, upload_body())
+                    .await
+                    .map_err(|e| format!("{w}: {e}"))?;
+                return expect(&reply, 200, w);
+            }
+            _ => {}
+        }
         let request: &[u8] = match &mut self.login {
             Some(login) => login.next_request(),
             None => &self.request,
@@ -307,6 +437,14 @@ impl Worker {
             Workload::Hello | Workload::Direct | Workload::Proxied | Workload::SessionGet => {
                 expect(&reply, 200, w)
             }
+            Workload::Download => {
+                expect(&reply, 200, w)?;
+                match reply.body.len() {
+                    STREAM_BYTES => Ok(()),
+                    n => Err(format!("{w}: {n} bytes instead of {STREAM_BYTES}")),
+                }
+            }
+            Workload::Upload | Workload::Websocket => unreachable!("handled above"),
             Workload::QpsIssue => expect(&reply, 201, w),
             Workload::QvGetwebticket => expect(&reply, 200, w)
                 .and_then(|()| web_ticket(&reply))
@@ -483,6 +621,94 @@ mod tests {
         assert!(r.starts_with("POST /qps/up/ticket?xrfkey="));
         let r = String::from_utf8(webticket_request(addr())).unwrap();
         assert!(r.contains(r"<UserId>ACME\jdoe</UserId>"));
+    }
+
+    #[test]
+    fn the_websocket_message_is_128_bytes_of_json() {
+        let m = ws_message();
+        assert_eq!(m.len(), WS_MESSAGE_BYTES);
+        let v: serde_json::Value = serde_json::from_slice(m).unwrap();
+        assert_eq!(v["method"], "GetLayout");
+        assert!(!ws::is_greeting(m));
+    }
+
+    #[test]
+    fn only_the_proxy_workloads_are_proxied() {
+        let proxied = [
+            Workload::Proxied,
+            Workload::Download,
+            Workload::Upload,
+            Workload::Websocket,
+        ];
+        for w in [Workload::Hello, Workload::Direct, Workload::QpsIssue] {
+            assert!(!w.is_proxied());
+        }
+        assert!(proxied.iter().all(|w| w.is_proxied()));
+        assert_eq!(Workload::Upload.streamed_bytes(), Some(1 << 20));
+        assert_eq!(Workload::Websocket.streamed_bytes(), None);
+    }
+
+    /// A WebSocket server that answers the upgrade, sends the gateway's greeting first if
+    /// asked to, then echoes every frame unmasked, as a back end does.
+    async fn echo_server(greeting: bool) -> SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                let mut chunk = [0u8; 1024];
+                let n = s.read(&mut chunk).await.unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            buf.clear();
+            let mut out = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                Connection: Upgrade\r\n\r\n"
+                .to_vec();
+            if greeting {
+                let text = br#"{"jsonrpc":"2.0","method":"OnAuthenticationInformation","params":{"userId":"u","mustAuthenticate":false}}"#;
+                out.extend_from_slice(&[0x81, text.len() as u8]);
+                out.extend_from_slice(text);
+            }
+            s.write_all(&out).await.unwrap();
+            loop {
+                let mut chunk = [0u8; 1024];
+                let n = s.read(&mut chunk).await.unwrap();
+                if n == 0 {
+                    return;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                while let Some(head) = ws::parse_frame_head(&buf) {
+                    let end = head.head_len + head.payload_len;
+                    if buf.len() < end {
+                        break;
+                    }
+                    let mut payload = buf[head.head_len..end].to_vec();
+                    ws::apply_mask(&mut payload, head.mask.unwrap());
+                    let mut echo = vec![0x80 | head.opcode, 126];
+                    echo.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+                    echo.extend_from_slice(&payload);
+                    s.write_all(&echo).await.unwrap();
+                    buf.drain(..end);
+                }
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn websocket_messages_come_back_with_or_without_a_greeting() {
+        for greeting in [true, false] {
+            let t = Targets {
+                frontend: Some(echo_server(greeting).await),
+                ..Targets::default()
+            };
+            let mut worker = Worker::connect(Workload::Websocket, &t).await.unwrap();
+            for _ in 0..3 {
+                worker.op().await.unwrap();
+            }
+        }
     }
 
     #[test]
