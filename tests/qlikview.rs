@@ -50,8 +50,7 @@ async fn web_ticket(gw: &TestGateway, user: &str, groups: Option<&[&str]>) -> St
 }
 
 fn session_cookie(res: &RawResponse) -> String {
-    let c = res.header("set-cookie").expect("Set-Cookie");
-    c.split(';').next().unwrap().to_owned()
+    gateway_tests::cookie(res)
 }
 
 async fn opendoc_json(gw: &TestGateway, cookie: &str) -> RawResponse {
@@ -628,4 +627,34 @@ async fn qlikview_sessions_end_after_the_inactivity_timeout() {
             .status(),
         302
     );
+}
+
+#[tokio::test]
+async fn the_identity_page_shows_the_document_and_query_and_signs_out() {
+    let gw = TestGateway::start("").await;
+    let t = web_ticket(&gw, "jdoe", None).await;
+    let res = get(
+        gw.frontend,
+        &format!("/QvAJAXZfc/Authenticate.aspx?try=/QlikView/&webticket={t}"),
+        "",
+    )
+    .await;
+    let cookie = session_cookie(&res);
+    let page = get(
+        gw.frontend,
+        "/QvAJAXZfc/opendoc.htm?document=Finance.qvw&bookmark=BM01",
+        &format!("Cookie: {cookie}\r\n"),
+    )
+    .await;
+    let html = page.text();
+    assert!(
+        html.contains("<th>Document</th><td>Finance.qvw</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("document=Finance.qvw&amp;bookmark=BM01"),
+        "{html}"
+    );
+    assert!(html.contains(">Sign out</button>"), "{html}");
+    assert!(html.contains("AccessPoint.Logout"), "{html}");
 }

@@ -319,3 +319,16 @@ async fn the_demo_module_can_be_turned_off() {
         .unwrap()
         .starts_with("https://auth.example.com/?proxyRestUri="));
 }
+
+#[tokio::test]
+async fn the_identity_page_has_a_sign_out_button_for_its_virtual_proxy() {
+    let gw = TestGateway::start(CONFIG).await;
+    let t = ticket(gw.api, "ext").await;
+    let page = get(gw.frontend, &format!("/ext/hub/?qlikTicket={t}"), "").await;
+    let html = page.text();
+    assert!(html.contains(">Sign out</button>"), "{html}");
+    assert!(
+        html.contains("fetch(\"/ext/qps/user\", {method: 'DELETE'"),
+        "{html}"
+    );
+}

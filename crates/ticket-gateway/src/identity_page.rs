@@ -32,13 +32,43 @@ enum Doc<'a> {
     },
 }
 
-/// Renders the identity page for `identity` at `path`. `label` is the virtual proxy prefix
-/// of a Qlik Sense session, or the requested document of a QlikView one.
+/// How the page's "Sign out" button ends the session.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SignOut<'a> {
+    /// `DELETE` on the virtual proxy's personal API, at this path.
+    PersonalApi(&'a str),
+    /// The AccessPoint logout command.
+    AccessPoint,
+}
+
+impl SignOut<'_> {
+    /// The script behind the button: end the session, then show the page again (which now
+    /// sends the browser to sign in).
+    fn script(self) -> String {
+        let call = match self {
+            SignOut::PersonalApi(path) => format!(
+                "fetch({}, {{method: 'DELETE', credentials: 'same-origin'}})",
+                serde_json::to_string(path).unwrap_or_default()
+            ),
+            SignOut::AccessPoint => "fetch('/QvAJAXZfc/AccessPoint.aspx', {method: 'POST', credentials: 'same-origin', \
+headers: {'Content-Type': 'text/plain'}, body: '<update mark=\"\" stamp=\"\" cookie=\"true\" \
+scope=\"Document\" ident=\"AccessPoint\" kind=\"AccessPoint\"><set name=\"AccessPoint.Logout\" action=\"\"/></update>'})"
+                .to_owned(),
+        };
+        format!("{call}.then(() => location.reload())")
+    }
+}
+
+/// Renders the identity page for `identity` at `path` (with `query`). `label` is the
+/// virtual proxy prefix of a Qlik Sense session, or the requested document of a QlikView
+/// one; `sign_out` says how its button ends the session.
 pub(crate) fn render(
     headers: &HeaderMap,
     path: &str,
+    query: Option<&str>,
     label: Option<&str>,
     identity: &Identity,
+    sign_out: SignOut<'_>,
 ) -> Response<Body> {
     let wants_json = headers
         .get_all(ACCEPT)
@@ -50,7 +80,11 @@ pub(crate) fn render(
         let body = serde_json::to_vec(&doc(path, label, identity)).unwrap_or_default();
         respond(StatusCode::OK, JSON, body)
     } else {
-        respond(StatusCode::OK, HTML, html(path, label, identity))
+        respond(
+            StatusCode::OK,
+            HTML,
+            html(path, query, label, identity, sign_out),
+        )
     }
 }
 
@@ -81,7 +115,13 @@ fn doc<'a>(path: &'a str, label: Option<&'a str>, identity: &'a Identity) -> Doc
     }
 }
 
-fn html(path: &str, label: Option<&str>, identity: &Identity) -> String {
+fn html(
+    path: &str,
+    query: Option<&str>,
+    label: Option<&str>,
+    identity: &Identity,
+    sign_out: SignOut<'_>,
+) -> String {
     let mut out = String::with_capacity(512);
     out.push_str(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>ticket-gateway: signed in</title></head>\
@@ -125,10 +165,19 @@ fn html(path: &str, label: Option<&str>, identity: &Identity) -> String {
                 &["GroupsIsNames"],
                 if *groups_is_names { "true" } else { "false" },
             );
+            row(&["Document"], label.unwrap_or("(none)"));
         }
     }
     row(&["Requested path"], path);
-    out.push_str("</table></body></html>");
+    if let Some(q) = query.filter(|q| !q.is_empty()) {
+        row(&["Query"], q);
+    }
+    out.push_str("</table><p><button id=\"sign-out\" type=\"button\">Sign out</button></p><script>document.getElementById('sign-out').onclick = () => ");
+    // The script is the gateway's own, from a path it routed: no client text in it but
+    // the JSON-quoted path, which cannot close the script element (`<` is not in a path
+    // the router accepts as a virtual proxy's).
+    out.push_str(&sign_out.script().replace("</", "<\\/"));
+    out.push_str(";</script></body></html>");
     out
 }
 

@@ -264,3 +264,44 @@ fn a_bad_group_directory_at_start_up_names_the_line() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn control_characters_from_a_client_are_escaped_in_the_human_log() {
+    let file = config("[frontend]\nlisten = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:0\"\n");
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["--config", file.0.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = wait_for(&mut lines, "listening").await;
+    let at = line.find("api=").unwrap() + 4;
+    let api: std::net::SocketAddr = line[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // A user id holding NUL, ESC (a terminal colour sequence), a C1 control and DEL.
+    let body = r#"{"UserDirectory":"ACME","UserId":"ev\u0000il\u001b[31m\u0085x\u007f"}"#;
+    let reply = http(
+        api,
+        &format!(
+            "POST /qps/ticket?xrfkey=abcdefghijklmnop HTTP/1.1\r\nHost: x\r\nX-Qlik-Xrfkey: abcdefghijklmnop\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(reply.starts_with("HTTP/1.1 201"), "{reply}");
+    let audit = wait_for(&mut lines, "ticket_issued").await;
+    assert!(
+        !audit.bytes().any(|b| b < 0x20 || b == 0x7f) && !audit.contains('\u{85}'),
+        "raw control characters in {audit:?}"
+    );
+    assert!(
+        audit.contains(r#"user_id="ev\0il\u{1b}[31m\u{85}x\u{7f}""#),
+        "{audit}"
+    );
+}

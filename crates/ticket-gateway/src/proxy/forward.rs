@@ -77,7 +77,14 @@ where
     };
 
     let (mut parts, body) = req.into_parts();
-    let original_host = parts.headers.insert(header::HOST, to.upstream.host.clone());
+    // The host the client asked for: its `Host`, or an HTTP/2 client's `:authority`.
+    let original_host = parts
+        .headers
+        .insert(header::HOST, to.upstream.host.clone())
+        .or_else(|| {
+            let authority = parts.uri.authority()?;
+            HeaderValue::from_str(authority.as_str()).ok()
+        });
     let seen = strip(&mut parts.headers, to.also_strip);
     forwarded_headers(&mut parts.headers, conn, original_host, seen);
     if websocket {

@@ -41,16 +41,18 @@ pub(super) struct Seen {
     forwarded_host: bool,
 }
 
-/// Removes hop-by-hop headers (and any the `Connection` header names) and every
-/// client-supplied identity header, in one pass over the names the client sent: a request
-/// carries a handful of headers, and almost never one of these.
+/// Removes hop-by-hop headers (and any the `Connection` header names, but `Host`) and
+/// every client-supplied identity header in any spelling, in one pass over the names the
+/// client sent: a request carries a handful of headers, and almost never one of these.
 pub(super) fn strip(headers: &mut HeaderMap, also: Option<&HeaderName>) -> Seen {
     let mut seen = Seen::default();
     let mut doomed: Vec<HeaderName> = Vec::new();
     let mut connection = false;
     for name in headers.keys() {
         let text = name.as_str();
-        let remove = if text.starts_with("x-") {
+        let remove = if text.contains('_') {
+            disguised(text, also)
+        } else if text.starts_with("x-") {
             match text {
                 "x-forwarded-for" => seen.forwarded_for = true,
                 "x-forwarded-host" => seen.forwarded_host = true,
@@ -74,6 +76,19 @@ pub(super) fn strip(headers: &mut HeaderMap, also: Option<&HeaderName>) -> Seen 
     seen
 }
 
+/// Whether `name` (which holds a `_`) is an identity header spelled with underscores:
+/// `X_Qlik_User` for `X-Qlik-User`, `QV_USER` for `QVUSER`. CGI and WSGI back ends, and
+/// many frameworks, fold `-` and `_` alike into `HTTP_X_QLIK_USER`, so such a name would
+/// reach them as the identity header itself; the letters and digits are compared.
+fn disguised(name: &str, also: Option<&HeaderName>) -> bool {
+    let letters = |s: &str| -> Vec<u8> { s.bytes().filter(u8::is_ascii_alphanumeric).collect() };
+    let name = letters(name);
+    IDENTITY_HEADERS
+        .iter()
+        .chain(also)
+        .any(|h| letters(h.as_str()) == name)
+}
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
 fn is_hop_by_hop(name: &str) -> bool {
     matches!(
@@ -90,7 +105,8 @@ fn is_hop_by_hop(name: &str) -> bool {
     )
 }
 
-/// The header names a `Connection` header lists: hop-by-hop too.
+/// The header names a `Connection` header lists: hop-by-hop too, but never `Host` (the
+/// gateway sets the back end's, and a request without one is not HTTP/1.1).
 fn connection_tokens(headers: &HeaderMap) -> Vec<HeaderName> {
     headers
         .get_all(header::CONNECTION)
@@ -98,6 +114,7 @@ fn connection_tokens(headers: &HeaderMap) -> Vec<HeaderName> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|n| n != header::HOST)
         .collect()
 }
 
@@ -148,5 +165,53 @@ pub(super) fn forwarded_headers(
             headers.remove(X_FORWARDED_HOST);
         }
         None => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(names: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for name in names {
+            h.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("spoofed"),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn identity_headers_go_in_every_spelling() {
+        let qv = HeaderName::from_static("qvuser");
+        let mut h = request(&[
+            "X-Qlik-User",
+            "X_Qlik_User",
+            "x_qlik_security",
+            "X-Qlik_ProxySession",
+            "QV_USER",
+            "qvuser",
+            "x_forwarded_proto_x",
+            "accept",
+        ]);
+        strip(&mut h, Some(&qv));
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["accept", "x_forwarded_proto_x"]);
+    }
+
+    #[test]
+    fn connection_may_not_name_the_host_away() {
+        let mut h = request(&["host", "connection", "x-custom"]);
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("Host, X-Custom"),
+        );
+        strip(&mut h, None);
+        assert!(h.contains_key(header::HOST));
+        assert!(!h.contains_key("x-custom"));
+        assert!(!h.contains_key(header::CONNECTION));
     }
 }

@@ -144,6 +144,10 @@ impl QvError {
                 "request body too large".to_owned(),
             ),
             QvError::BadXml(reason) => (StatusCode::BAD_REQUEST, reason),
+            QvError::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request body did not arrive in time".to_owned(),
+            ),
             QvError::Unavailable(e) => {
                 telemetry::store_failed(&e);
                 (

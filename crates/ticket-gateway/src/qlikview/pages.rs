@@ -40,8 +40,10 @@ where
                 identity_page::render(
                     req.headers(),
                     req.uri().path(),
+                    req.uri().query(),
                     document.as_deref(),
                     &session.identity,
+                    identity_page::SignOut::AccessPoint,
                 )
             }
         },

@@ -2,11 +2,13 @@
 //! redirect to the authentication module.
 //!
 //! Order of checks on every request:
-//! 1. A ticket (`qlikTicket` in any casing, or an `X-Qlik-Ticket` header) is consumed. If it
-//!    was good, a new session starts and the response is the requested resource itself
-//!    with `Set-Cookie`, not a redirect. If not, the browser goes to log in again.
+//! 1. A ticket (`qlikTicket` or `X-Qlik-Ticket` in the query, in any casing, or an
+//!    `X-Qlik-Ticket` header) is consumed. If it was good, a new session starts and the
+//!    response is the requested resource itself with `Set-Cookie`, not a redirect.
 //! 2. A session cookie naming a live session of this virtual proxy lets the request through
-//!    and restarts the inactivity timeout.
+//!    and restarts the inactivity timeout. This holds when a spent or unknown ticket came
+//!    along too: a browser reloading the page it landed on after login still has the
+//!    ticket in its address bar.
 //! 3. Anything else is sent to the authentication module with a fresh target id.
 //!
 //! "The resource" is the virtual proxy's back end when it has one (see [`crate::proxy`]),
@@ -29,6 +31,8 @@ use crate::telemetry::{audit, metrics};
 
 /// The query parameter that carries a ticket back to the proxy.
 pub(crate) const TICKET_PARAM: &str = "qlikTicket";
+/// The name Qlik's Authentication API page gives the same parameter.
+pub(crate) const TICKET_PARAM_DOCUMENTED: &str = "X-Qlik-Ticket";
 /// The header name the Qlik documentation gives for the same purpose.
 pub(crate) const TICKET_HEADER: http::HeaderName = http::HeaderName::from_static("x-qlik-ticket");
 
@@ -57,7 +61,10 @@ where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let ticket = query_param(req.uri().query(), TICKET_PARAM).map(|t| t.into_owned());
+    let query = req.uri().query();
+    let ticket = query_param(query, TICKET_PARAM)
+        .or_else(|| query_param(query, TICKET_PARAM_DOCUMENTED))
+        .map(|t| t.into_owned());
     let ticket = match ticket {
         Some(t) => {
             // The back end never sees the ticket.
@@ -73,13 +80,17 @@ where
     // A plain function returning an `async` block: the block holds the request once,
     // where an `async fn` would hold its argument and a copy of it.
     async move {
-        let outcome = match ticket {
+        let redeemed = match ticket {
             Some(ticket) => redeem(state, vp, &ticket, conn).await.map(|s| (s, true)),
-            None => match session::current(state, vp, req.headers()).await {
+            None => Err(Refusal::Login),
+        };
+        let outcome = match redeemed {
+            Err(Refusal::Login) => match session::current(state, vp, req.headers()).await {
                 Ok(Some(s)) => Ok((s, false)),
                 Ok(None) => Err(Refusal::Login),
                 Err(e) => Err(e.into()),
             },
+            other => other,
         };
         match outcome {
             Ok((session, new)) => {
@@ -95,11 +106,13 @@ where
     }
 }
 
-/// The request's target without its `qlikTicket` parameter (other parameters kept byte for
+/// The request's target without its ticket parameters (other parameters kept byte for
 /// byte); unchanged if that would not be a valid target.
 fn without_ticket(uri: &Uri) -> Uri {
     let path = uri.path();
-    let target = match query_without(uri.query(), TICKET_PARAM) {
+    let query = query_without(uri.query(), TICKET_PARAM);
+    let query = query_without(query.as_deref(), TICKET_PARAM_DOCUMENTED);
+    let target = match query {
         Some(q) => format!("{path}?{q}"),
         None => path.to_owned(),
     };
@@ -133,12 +146,17 @@ where
             };
             state.proxy.forward(req, to, conn).await
         }
-        None => identity_page::render(
-            req.headers(),
-            req.uri().path(),
-            Some(&vp.prefix),
-            &session.identity,
-        ),
+        None => {
+            let logout = login::frontend_path(vp, "/qps/user");
+            identity_page::render(
+                req.headers(),
+                req.uri().path(),
+                req.uri().query(),
+                Some(&vp.prefix),
+                &session.identity,
+                identity_page::SignOut::PersonalApi(&logout),
+            )
+        }
     }
 }
 

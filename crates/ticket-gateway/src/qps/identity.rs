@@ -20,6 +20,11 @@ pub(crate) fn user_header(user_directory: &str, user_id: &str) -> String {
 /// `X-Qlik-Security: SecureRequest=true; Context=AppAccess; k=v; k2=;` — attributes in
 /// order, repeats kept, empty values as `k=;`, each item closed by `;` as Qlik documents.
 /// Values pass through as given (Qlik documents no escaping).
+///
+/// Each key and value stays one part: `%`, `;` and control characters are percent-encoded
+/// (`%25`, `%3B`, `%0A`), and so is `=` in a key and at the start of a value, so that no
+/// attribute (a JWT or OpenID claim among them) can add a part (`v; Group=Admins`) or split
+/// the header. Anything else, UTF-8 included, passes as given.
 pub(crate) fn security_header(attributes: &[(String, String)]) -> String {
     const HEAD: &str = "SecureRequest=true; Context=AppAccess;";
     let len = attributes.iter().map(|(k, v)| k.len() + v.len() + 3);
@@ -27,12 +32,31 @@ pub(crate) fn security_header(attributes: &[(String, String)]) -> String {
     out.push_str(HEAD);
     for (k, v) in attributes {
         out.push(' ');
-        out.push_str(k);
+        push_part(&mut out, k, |b, _| b == b'=');
         out.push('=');
-        out.push_str(v);
+        push_part(&mut out, v, |b, at| b == b'=' && at == 0);
         out.push(';');
     }
     out
+}
+
+/// Appends `text` with `%`, `;`, control characters and whatever `also` names encoded.
+fn push_part(out: &mut String, text: &str, also: impl Fn(u8, usize) -> bool) {
+    let special = |b: u8, at: usize| b == b'%' || b == b';' || b < 0x20 || b == 0x7f || also(b, at);
+    if !text.bytes().enumerate().any(|(at, b)| special(b, at)) {
+        out.push_str(text);
+        return;
+    }
+    for (at, c) in text.char_indices() {
+        match u8::try_from(c) {
+            Ok(b) if special(b, at) => {
+                out.push('%');
+                out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
+                out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
+            }
+            _ => out.push(c),
+        }
+    }
 }
 
 /// Every identity header a Qlik Sense session sends to its back end.
@@ -90,5 +114,27 @@ mod tests {
             security_header(&[]),
             "SecureRequest=true; Context=AppAccess;"
         );
+    }
+
+    #[test]
+    fn an_attribute_cannot_forge_a_part_or_split_the_header() {
+        let attrs = vec![
+            ("Group".to_owned(), "Sales; Group=Admins".to_owned()),
+            ("a=b".to_owned(), "=c".to_owned()),
+            ("x".to_owned(), "line\nbreak 100% é".to_owned()),
+        ];
+        let h = security_header(&attrs);
+        assert_eq!(
+            h,
+            "SecureRequest=true; Context=AppAccess; Group=Sales%3B Group=Admins; a%3Db=%3Dc; x=line%0Abreak 100%25 é;"
+        );
+        // Split as a back end splits it, every attribute is one part.
+        let parts: Vec<&str> = h
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        assert_eq!(parts.len(), 2 + attrs.len(), "{parts:?}");
+        assert!(http::HeaderValue::from_str(&h).is_ok());
     }
 }

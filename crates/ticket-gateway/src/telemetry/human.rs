@@ -103,7 +103,19 @@ pub(crate) fn boolean(out: &mut Vec<u8>, value: bool) {
 fn pair(out: &mut Vec<u8>, field: &Field, value: &str) {
     out.push(b' ');
     if field.name() == "message" {
+        let at = out.len();
         out.extend_from_slice(value.as_bytes());
+        if scan::any(out, at, controls) {
+            out.truncate(at);
+            for c in value.chars() {
+                if c.is_control() {
+                    let _ = fmt::write(&mut Bytes(out), format_args!("{}", c.escape_debug()));
+                } else {
+                    let mut utf8 = [0; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+                }
+            }
+        }
         return;
     }
     out.extend_from_slice(field.name().as_bytes());
@@ -120,15 +132,20 @@ fn pair(out: &mut Vec<u8>, field: &Field, value: &str) {
     }
 }
 
-/// Whether `line[at..]` holds a space, `"`, `=`, `\n` or `\r`.
+/// Whether `line[at..]` holds a space, `"`, `=` or a control character: a value from a
+/// client (a user id) must not write a NUL, an escape sequence or a line break into the
+/// log raw, nor pass for two fields.
 fn needs_quotes(line: &[u8], at: usize) -> bool {
     scan::any(line, at, |w| {
-        scan::equal(w, b' ')
-            | scan::equal(w, b'"')
-            | scan::equal(w, b'=')
-            | scan::equal(w, b'\n')
-            | scan::equal(w, b'\r')
+        scan::equal(w, b' ') | scan::equal(w, b'"') | scan::equal(w, b'=') | controls(w)
     })
+}
+
+/// A C0 control or DEL, or the lead byte of a UTF-8 C1 control (U+0080 to U+009F are
+/// `C2 80` to `C2 9F`; other characters after `C2`, such as `£`, are caught too and merely
+/// quoted).
+fn controls(w: u64) -> u64 {
+    scan::below(w, 0x20) | scan::equal(w, 0x7f) | scan::equal(w, 0xc2)
 }
 
 /// `value` as Rust's `Debug` writes a string. Printable ASCII without `"` or `\` needs only
@@ -198,6 +215,22 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_from_clients_are_escaped() {
+        let lines = capture(LogFormat::Human, || {
+            tracing::info!(target: "audit", user_id = "a\u{0}b\u{1b}[31mc\u{85}d\u{7f}", "m\u{1b}x");
+        });
+        assert!(
+            lines
+                .ends_with(" INFO audit: m\\u{1b}x user_id=\"a\\0b\\u{1b}[31mc\\u{85}d\\u{7f}\"\n"),
+            "{lines:?}"
+        );
+        assert!(
+            !lines.bytes().any(|b| b < 0x20 && b != b'\n' || b == 0x7f),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
     fn display_debug_numbers_and_escapes() {
         let peer: std::net::SocketAddr = "192.0.2.7:50412".parse().unwrap();
         let lines = capture(LogFormat::Human, || {
@@ -213,7 +246,7 @@ mod tests {
             rest,
             [
                 " WARN access: peer=192.0.2.7:50412 why=\"no room\" q=\"\\\"a b\\\"\" i=-3 \
-                 ok=false tab=a\tb nl=\"a\\nb\" eq=\"a=b\" accent=\"é x\" f=1.5",
+                 ok=false tab=\"a\\tb\" nl=\"a\\nb\" eq=\"a=b\" accent=\"é x\" f=1.5",
                 "ERROR ticket_gateway::telemetry::human::tests: store failed",
             ]
         );
