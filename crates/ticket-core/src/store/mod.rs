@@ -11,7 +11,6 @@
 //! Backends are used as `Arc<dyn Store>` because the backend is chosen from configuration
 //! at start-up.
 
-mod compact;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -19,6 +18,7 @@ pub mod redis;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::task::JoinHandle;
 
 use crate::model::{Session, Ticket};
 
@@ -208,4 +208,22 @@ pub struct SessionLimit {
     pub max: usize,
     /// `true`: end the oldest to make room; `false`: refuse the new one.
     pub evict_oldest: bool,
+}
+
+/// A background task a store owns (the memory store's purge; the Redis store's connection
+/// keeper and subscriber): aborted when the store, its only holder, is dropped, so no task
+/// outlives the store it works for.
+#[derive(Debug)]
+pub(crate) struct OwnedTask(JoinHandle<()>);
+
+impl OwnedTask {
+    pub(crate) fn new(task: JoinHandle<()>) -> OwnedTask {
+        OwnedTask(task)
+    }
+}
+
+impl Drop for OwnedTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
