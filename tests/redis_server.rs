@@ -76,6 +76,44 @@ impl RedisServer {
         self.port
     }
 
+    /// Sends one command in the server's own protocol on a fresh connection, bypassing any
+    /// store, and returns its reply: the text of a status, an integer, or a bulk string
+    /// (`None` for a nil bulk), or `Err` with the text of an error reply. Arrays are not
+    /// read: tests ask for no command that answers with one.
+    pub async fn command(&self, args: &[&str]) -> Result<Option<String>, String> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect to the test redis-server");
+        let mut stream = BufReader::new(stream);
+        let mut cmd = format!("*{}\r\n", args.len());
+        for arg in args {
+            cmd.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        stream
+            .get_mut()
+            .write_all(cmd.as_bytes())
+            .await
+            .expect("send the command");
+        let mut line = String::new();
+        stream.read_line(&mut line).await.expect("read the reply");
+        let line = line.trim_end_matches("\r\n");
+        let (kind, rest) = line.split_at(1.min(line.len()));
+        match kind {
+            "+" | ":" => Ok(Some(rest.to_owned())),
+            "-" => Err(rest.to_owned()),
+            "$" if rest == "-1" => Ok(None),
+            "$" => {
+                let len: usize = rest.parse().expect("bulk length");
+                let mut bulk = vec![0u8; len + 2];
+                stream.read_exact(&mut bulk).await.expect("read the bulk");
+                bulk.truncate(len);
+                Ok(Some(String::from_utf8(bulk).expect("UTF-8 bulk")))
+            }
+            _ => panic!("unexpected reply to {args:?}: {line:?}"),
+        }
+    }
+
     /// Whether the server process is running (between `start`/`restart` and `stop`).
     pub fn is_running(&self) -> bool {
         self.child.is_some()

@@ -471,6 +471,33 @@ macro_rules! store_contract {
             }
 
             #[tokio::test]
+            async fn sessions_are_counted_per_realm() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                assert_eq!(s.count_sessions(REALM).await.unwrap(), 0);
+                for (realm, id, who) in [
+                    (REALM, "a", "jdoe"),
+                    (REALM, "b", "other"),
+                    (REALM, "c", "jdoe"),
+                    ("qps/", "a", "jdoe"),
+                ] {
+                    s.insert_session(&session(realm, id, who), LONG, None)
+                        .await
+                        .unwrap();
+                }
+                assert_eq!(s.count_sessions(REALM).await.unwrap(), 3);
+                assert_eq!(s.count_sessions("qps/").await.unwrap(), 1);
+                assert_eq!(s.count_sessions("qlikview").await.unwrap(), 0);
+                s.remove_session(REALM, "b").await.unwrap();
+                assert_eq!(s.count_sessions(REALM).await.unwrap(), 2);
+                s.remove_user_sessions(REALM, &user_key("jdoe"))
+                    .await
+                    .unwrap();
+                assert_eq!(s.count_sessions(REALM).await.unwrap(), 0);
+                assert_eq!(s.count_sessions("qps/").await.unwrap(), 1);
+            }
+
+            #[tokio::test]
             async fn removing_a_users_sessions_ends_them_all() {
                 let Some(b) = $make().await else { return };
                 let s = &b.store;
@@ -709,6 +736,7 @@ macro_rules! store_contract {
                         .is_empty()
                 ));
                 assert_eq!(ids(&s.sessions(REALM).await.unwrap()), ["o1"]);
+                assert_eq!(s.count_sessions(REALM).await.unwrap(), 1);
                 // Ended sessions count against no limit and are not evicted again.
                 for id in ["s3", "s4"] {
                     let evicted = s
@@ -881,7 +909,7 @@ mod redis_faults {
         let legacy = serde_json::to_string(&ticket("jdoe")).unwrap();
         for id in ["L1", "L2"] {
             let key = format!("{}ticket:{id}", store.key_prefix());
-            resp_set(server.port(), &key, &legacy).await;
+            server.command(&["SET", &key, &legacy]).await.unwrap();
         }
         assert_eq!(store.take_ticket("L1").await.unwrap(), Some(ticket("jdoe")));
         let Redemption::Started {
@@ -902,19 +930,41 @@ mod redis_faults {
         );
     }
 
-    /// `SET key value` in the server's own protocol, bypassing the store.
-    async fn resp_set(port: u16, key: &str, value: &str) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    /// Counting reads no session: a value this version cannot decode is counted all the
+    /// same (where listing fails on it), and index members whose session is gone are
+    /// dropped as they are found.
+    #[tokio::test]
+    async fn counting_reads_no_session_and_drops_dead_index_members() {
+        let Some(server) = tokio::task::spawn_blocking(RedisServer::start)
+            .await
+            .expect("starting redis-server panicked")
+        else {
+            return;
+        };
+        let store = connect(&server, Duration::from_secs(2)).await;
+        store
+            .insert_session(&session(REALM, "s1", "jdoe"), LONG, None)
             .await
             .unwrap();
-        let mut cmd = String::from("*3\r\n$3\r\nSET\r\n");
-        for arg in [key, value] {
-            cmd.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        let prefix = store.key_prefix().to_owned();
+        let index = format!("{prefix}realm:{REALM}");
+        let foreign = format!("{prefix}session:{REALM}:foreign");
+        server
+            .command(&["SET", &foreign, "{not json"])
+            .await
+            .unwrap();
+        for (score, id) in [("100", "foreign"), ("101", "dead")] {
+            server.command(&["ZADD", &index, score, id]).await.unwrap();
         }
-        conn.write_all(cmd.as_bytes()).await.unwrap();
-        let mut reply = [0u8; 5];
-        conn.read_exact(&mut reply).await.unwrap();
-        assert_eq!(&reply, b"+OK\r\n");
+        assert_eq!(store.count_sessions(REALM).await.unwrap(), 2);
+        assert_eq!(
+            server.command(&["ZCARD", &index]).await.unwrap().as_deref(),
+            Some("2"),
+            "the dead member is gone, the live ones stay"
+        );
+        assert!(matches!(
+            store.sessions(REALM).await,
+            Err(StoreError::Backend(_))
+        ));
     }
 }

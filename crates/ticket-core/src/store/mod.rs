@@ -104,8 +104,8 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
         user_key: &str,
     ) -> Result<Vec<Session>, StoreError>;
 
-    /// How many live sessions a realm holds. The default lists them; backends count
-    /// without decoding any.
+    /// How many live sessions a realm holds (for `/metrics`, on every scrape). The default
+    /// lists them; both backends count without reading or decoding any.
     async fn count_sessions(&self, realm: &str) -> Result<usize, StoreError> {
         Ok(self.sessions(realm).await?.len())
     }

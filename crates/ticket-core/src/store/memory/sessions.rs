@@ -279,4 +279,20 @@ impl Maps {
         out.sort_by_key(|(seq, _)| *seq);
         out.into_iter().map(|(_, s)| s).collect()
     }
+
+    /// See [`Store::count_sessions`](crate::store::Store::count_sessions): the live
+    /// entries of the realm, compared in their compact form, none decoded.
+    pub(super) fn count_sessions(&self, realm: &str) -> usize {
+        let now = Instant::now();
+        self.sessions
+            .shards
+            .iter()
+            .map(|shard| {
+                lock(shard)
+                    .iter()
+                    .filter(|e| e.expires > now && e.in_realm(realm))
+                    .count()
+            })
+            .sum()
+    }
 }

@@ -69,6 +69,10 @@ impl Store for MemoryStore {
         Ok(self.maps.remove_user_sessions(realm, user_key))
     }
 
+    async fn count_sessions(&self, realm: &str) -> Result<usize, StoreError> {
+        Ok(self.maps.count_sessions(realm))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }

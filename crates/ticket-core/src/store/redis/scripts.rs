@@ -114,6 +114,12 @@ const LIST_SESSIONS: &str = include_str!("lua/list_sessions.lua");
 /// values oldest first.
 const REMOVE_USER_SESSIONS: &str = include_str!("lua/remove_user_sessions.lua");
 
+/// Counts the live sessions an index names, dropping the dead members, without reading
+/// any session (`EXISTS` only): what `/metrics` asks on every scrape.
+///
+/// KEYS: an index. ARGV: session key base.
+const COUNT_SESSIONS: &str = include_str!("lua/count_sessions.lua");
+
 /// The scripts, hashed once; `EVALSHA` loads them again after a server restart.
 pub(super) struct Scripts {
     pub(super) insert_session: Script,
@@ -122,17 +128,19 @@ pub(super) struct Scripts {
     pub(super) remove_session: Script,
     pub(super) list_sessions: Script,
     pub(super) remove_user_sessions: Script,
+    pub(super) count_sessions: Script,
 }
 
 impl Scripts {
     /// Every script's full source, for `SCRIPT LOAD` ahead of the first call.
-    pub(super) const SOURCES: [&'static str; 6] = [
+    pub(super) const SOURCES: [&'static str; 7] = [
         INSERT_SESSION,
         REDEEM_TICKET,
         TOUCH_SESSION,
         REMOVE_SESSION,
         LIST_SESSIONS,
         REMOVE_USER_SESSIONS,
+        COUNT_SESSIONS,
     ];
 
     pub(super) fn new() -> Self {
@@ -143,6 +151,7 @@ impl Scripts {
             remove_session: Script::new(REMOVE_SESSION),
             list_sessions: Script::new(LIST_SESSIONS),
             remove_user_sessions: Script::new(REMOVE_USER_SESSIONS),
+            count_sessions: Script::new(COUNT_SESSIONS),
         }
     }
 }
@@ -163,7 +172,12 @@ mod tests {
             assert!(helpers < insert && insert < call, "{body}");
         }
         assert!(TOUCH_SESSION.starts_with("local function int"));
-        for standalone in [REMOVE_SESSION, LIST_SESSIONS, REMOVE_USER_SESSIONS] {
+        for standalone in [
+            REMOVE_SESSION,
+            LIST_SESSIONS,
+            REMOVE_USER_SESSIONS,
+            COUNT_SESSIONS,
+        ] {
             assert!(!standalone.contains("local function"), "{standalone}");
         }
     }

@@ -190,6 +190,16 @@ impl Store for RedisStore {
             .await
     }
 
+    async fn count_sessions(&self, realm: &str) -> Result<usize, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut call = self.scripts.count_sessions.key(self.keys.realm(realm));
+        call.arg(self.keys.session_base(realm));
+        self.bounded("count_sessions", async move {
+            call.invoke_async(&mut conn).await
+        })
+        .await
+    }
+
     async fn remove_user_sessions(
         &self,
         realm: &str,
