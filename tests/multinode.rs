@@ -1,7 +1,8 @@
 //! Several gateway nodes on one Redis: any node redeems any ticket and serves any session,
 //! a logout on one ends the session on all, tickets stay single use across nodes, a
-//! restarted node finds everything where it was, and a Redis outage is answered with a
-//! quick `503` in each dialect's format until Redis is back.
+//! restarted node finds everything where it was, a Redis outage is answered with a quick
+//! `503` in each dialect's format until Redis is back, and once it is back no request
+//! fails, the first one on an idle node included.
 //!
 //! Each test runs its own `redis-server` ([`RedisServer`]) and skips without one (fails
 //! under `CI=true`). These are real sockets and a real server, so time is real time.
@@ -380,6 +381,32 @@ async fn tickets_and_sessions_outlive_a_node_restart() {
     );
     // And the node that kept running agrees.
     assert_eq!(hub(b.frontend, &qps_session).await.status, 200);
+}
+
+/// The reported defect, end to end: Redis restarts while two nodes sit idle, and the
+/// first request each node gets afterwards succeeds: node A's readiness probe and a login
+/// (a ticket issued on B, redeemed on A, its session used on B).
+#[tokio::test]
+async fn after_a_redis_restart_the_first_request_on_each_idle_node_succeeds() {
+    let Some(server) = redis().await else { return };
+    let (a, b) = (node(&server, "").await, node(&server, "").await);
+    assert!(round_trip_works(&a).await);
+    assert!(round_trip_works(&b).await);
+
+    let _server = tokio::task::spawn_blocking(move || {
+        let mut server = server;
+        server.restart();
+        server
+    })
+    .await
+    .expect("restarting redis-server panicked");
+
+    let ready = get(a.api, "/readyz", "").await;
+    assert_eq!(ready.status, 200, "/readyz: {}", ready.text());
+    let t = ticket(b.api, "").await;
+    let res = redeem(a.frontend, &t).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(hub(b.frontend, &cookie(&res)).await.status, 200);
 }
 
 // ---- Redis down under load ---------------------------------------------------------------

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway_tests::redis_server::RedisServer;
+use gateway_tests::redis_server::{RedisServer, Relay};
 use ticket_core::{
     Identity, MemoryStore, Redemption, RedisConfig, RedisStore, Session, SessionLimit, Store,
     StoreError, Ticket,
@@ -893,6 +893,204 @@ mod redis_faults {
             .unwrap();
         assert_eq!(store.take_ticket("T2").await.unwrap(), Some(ticket("jdoe")));
         server.stop();
+    }
+
+    /// The reported defect: once Redis had restarted, the first request on every node
+    /// failed, however long after (idle nodes, `/readyz` included). Four nodes sit idle
+    /// through a restart on the same port; the very first operation of each succeeds,
+    /// whether it comes at once or after a while, and whether it is a plain command or a
+    /// script the new server has never seen.
+    #[tokio::test]
+    async fn the_first_operation_after_a_restart_succeeds_on_every_node() {
+        let Some(server) = tokio::task::spawn_blocking(RedisServer::start)
+            .await
+            .expect("starting redis-server panicked")
+        else {
+            return;
+        };
+        let op_timeout = Duration::from_secs(2);
+        let mut nodes = Vec::new();
+        for _ in 0..4 {
+            nodes.push(connect(&server, op_timeout).await);
+        }
+        for node in &nodes {
+            node.ping().await.unwrap();
+        }
+        let server = tokio::task::spawn_blocking(move || {
+            let mut server = server;
+            server.restart();
+            server
+        })
+        .await
+        .expect("restarting redis-server panicked");
+
+        // At once.
+        nodes[0]
+            .ping()
+            .await
+            .expect("the first ping after the restart");
+        nodes[1]
+            .insert_session(&session(REALM, "s1", "jdoe"), LONG, limit(5, false))
+            .await
+            .expect("the first script after the restart");
+        // After the nodes sat idle for a while.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        nodes[2].ping().await.expect("the first ping after idling");
+        assert_eq!(
+            nodes[3]
+                .take_ticket("never-issued")
+                .await
+                .expect("the first command after idling"),
+            None
+        );
+        assert_eq!(
+            nodes[1].session(REALM, "s1").await.unwrap().map(|s| s.id),
+            Some("s1".to_owned()),
+            "stored on the new server"
+        );
+        drop(server);
+    }
+
+    /// Nodes reconnect by themselves once Redis is back, before anyone asks: an idle
+    /// node's connection is there when its first request comes.
+    #[tokio::test]
+    async fn idle_nodes_reconnect_in_the_background() {
+        let Some(server) = tokio::task::spawn_blocking(RedisServer::start)
+            .await
+            .expect("starting redis-server panicked")
+        else {
+            return;
+        };
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            nodes.push(connect(&server, Duration::from_secs(2)).await);
+        }
+        let server = tokio::task::spawn_blocking(move || {
+            let mut server = server;
+            server.restart();
+            server
+        })
+        .await
+        .expect("restarting redis-server panicked");
+        let command_connections = || async {
+            let list = server.command(&["CLIENT", "LIST"]).await.unwrap();
+            list.unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains(" sub=0 psub=0") && !l.contains("cmd=client|list"))
+                .count()
+        };
+        assert!(
+            eventually!(
+                Duration::from_secs(3),
+                command_connections().await >= nodes.len()
+            ),
+            "the idle nodes did not reconnect: {:?}",
+            server.command(&["CLIENT", "LIST"]).await
+        );
+    }
+
+    /// A server that has forgotten the scripts (`SCRIPT FLUSH`, or a restart) answers
+    /// `EVALSHA` with `NOSCRIPT`; the script is loaded and called again, and the caller
+    /// never sees it.
+    #[tokio::test]
+    async fn forgotten_scripts_are_loaded_again() {
+        let Some(server) = tokio::task::spawn_blocking(RedisServer::start)
+            .await
+            .expect("starting redis-server panicked")
+        else {
+            return;
+        };
+        let store = connect(&server, Duration::from_secs(2)).await;
+        server.command(&["SCRIPT", "FLUSH"]).await.unwrap();
+        store
+            .insert_session(&session(REALM, "s1", "jdoe"), LONG, limit(5, false))
+            .await
+            .unwrap();
+        assert!(store.touch_session(REALM, "s1").await.unwrap().is_some());
+    }
+
+    /// An answer that does not come within the timeout is reported, not retried: the
+    /// command went out and may yet be applied. Here the server holds writes back for a
+    /// while; the insert fails after its timeout, and the server runs it once the pause
+    /// ends, exactly once (the sequence counter moved once: a retry would have moved it
+    /// twice). The pause is shorter than the timeout twice over, so the keeper's check of
+    /// the connection (a `PING` queued behind the held script) is answered and the
+    /// connection stays.
+    #[tokio::test]
+    async fn a_timeout_after_sending_is_reported_once_and_not_retried() {
+        let Some(server) = tokio::task::spawn_blocking(RedisServer::start)
+            .await
+            .expect("starting redis-server panicked")
+        else {
+            return;
+        };
+        let op_timeout = Duration::from_millis(400);
+        let store = connect(&server, op_timeout).await;
+        server
+            .command(&["CLIENT", "PAUSE", "600", "WRITE"])
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            store
+                .insert_session(&session(REALM, "s1", "jdoe"), LONG, None)
+                .await,
+            Err(StoreError::Backend(_))
+        ));
+        let took = started.elapsed();
+        assert!(took < op_timeout + Duration::from_millis(200), "{took:?}");
+        // Watched from another connection, which reads are not held back on.
+        let seq = format!("{}seq", store.key_prefix());
+        let key = format!("{}session:{REALM}:s1", store.key_prefix());
+        assert!(
+            eventually!(
+                Duration::from_secs(3),
+                server.command(&["EXISTS", &key]).await.unwrap().as_deref() == Some("1")
+            ),
+            "the held insert ran once the pause ended"
+        );
+        assert_eq!(
+            server.command(&["GET", &seq]).await.unwrap().as_deref(),
+            Some("1")
+        );
+        assert!(store.session(REALM, "s1").await.unwrap().is_some());
+        assert_eq!(
+            server.command(&["GET", &seq]).await.unwrap().as_deref(),
+            Some("1")
+        );
+    }
+
+    /// A connection that silently stops answering (its server's host gone from the
+    /// network, nothing closed) is noticed and replaced: the operation that timed out on
+    /// it has the keeper check it, the check goes unanswered too, and the keeper connects
+    /// anew. Without that, every operation would time out until the kernel gave up on the
+    /// socket, many minutes later.
+    #[tokio::test]
+    async fn a_connection_that_stops_answering_is_replaced() {
+        let Some(server) = tokio::task::spawn_blocking(RedisServer::start)
+            .await
+            .expect("starting redis-server panicked")
+        else {
+            return;
+        };
+        let relay = Relay::start(server.port()).await;
+        let cfg = RedisConfig {
+            url: relay.url(),
+            key_prefix: "relayed:".into(),
+            op_timeout: Duration::from_millis(300),
+        };
+        let store = RedisStore::connect(cfg).await.unwrap();
+        store.ping().await.unwrap();
+        relay.freeze();
+        assert!(matches!(store.ping().await, Err(StoreError::Backend(_))));
+        assert!(
+            eventually!(Duration::from_secs(3), store.ping().await.is_ok()),
+            "the frozen connection was never replaced"
+        );
+        store
+            .insert_ticket("T1", &ticket("jdoe"), LONG)
+            .await
+            .unwrap();
     }
 
     /// A ticket stored by an earlier version (the ticket as one JSON object) still redeems:

@@ -46,20 +46,49 @@
 //! # Layout
 //!
 //! - `config`: [`RedisConfig`].
+//! - `connection`: the command connection and the task that keeps it.
 //! - `keys`: every key name, from the prefix.
 //! - `encoding`: what the keys hold.
 //! - `scripts`, with the Lua sources in `lua/`: the multi-key steps.
 //! - `store`: the [`Store`](crate::store::Store) implementation.
 //!
-//! # Failure
+//! # Failure and recovery
 //!
-//! The connection is a [`ConnectionManager`]: one multiplexed connection whose requests
-//! queue in a bounded buffer, replaced by a new one when it breaks. Every operation is
-//! bounded by [`RedisConfig::op_timeout`], and a failed reconnect is not retried with
-//! back-off while callers wait: while Redis is down requests fail at once with
-//! [`StoreError::Backend`], and once it is back the next request reconnects.
+//! One multiplexed connection carries every operation, and a task the store owns keeps it
+//! (`connection`). What the store promises: every operation ends within
+//! [`RedisConfig::op_timeout`], waiting for a connection included; while Redis is away,
+//! operations fail at once with [`StoreError::Backend`]; once it is back, none fails
+//! because it was away.
+//!
+//! - **Noticing.** The keeper runs the connection's driver (the future that reads and
+//!   writes the socket) itself, so when Redis closes the socket (a restart, a crash,
+//!   `CLIENT KILL`) the keeper sees it at once and marks the link down before anything
+//!   else can be sent on it. A server that vanishes without closing anything (its host
+//!   lost, its address moved) is noticed by a `PING` that goes unanswered within the
+//!   timeout: every five seconds, and after any operation that timed out; the keeper then
+//!   drops the connection.
+//! - **Reconnecting.** The keeper reconnects at once, then after pauses growing from 50 ms
+//!   to one second while Redis stays away, without waiting for a request: an idle node is
+//!   connected again about a second after Redis is back, and its first request (a
+//!   readiness probe as much as a login) finds the connection there. A new connection must
+//!   answer `PING` and load every script before anything is sent on it.
+//! - **Operations that find the link down** are not sent on the dead connection, nor failed
+//!   because of it: each asks the keeper for an attempt that begins after it arrived, and
+//!   waits for it. While Redis is down that attempt is refused at once and the operation
+//!   fails; once Redis is back the attempt succeeds and the operation goes out on the new
+//!   connection. An operation is thus never retried: it is sent once, on a connection that
+//!   was live when it was sent.
+//! - **What fails, and is not tried again:** an operation whose command went out and got no
+//!   answer in time, or whose connection broke while it waited for one. The command may
+//!   have been applied (a second try could, say, evict a second session), so the caller
+//!   gets [`StoreError::Backend`], which means "may or may not have taken effect".
+//! - **Scripts** are called by `EVALSHA`. A server that has forgotten them (`SCRIPT FLUSH`;
+//!   after a restart every new connection loads them first) answers `NOSCRIPT` without
+//!   running anything, and the `redis` crate's [`Script`](redis::Script) then loads the
+//!   script and calls it again: the one retry that is always safe.
 
 mod config;
+mod connection;
 mod encoding;
 mod keys;
 mod scripts;
@@ -69,9 +98,10 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::RedisError;
+use redis::aio::MultiplexedConnection;
+use redis::{RedisError, RedisResult};
 
+use self::connection::Link;
 use self::keys::Keys;
 use self::scripts::Scripts;
 use super::StoreError;
@@ -81,7 +111,7 @@ pub use self::config::RedisConfig;
 /// The Redis [`Store`](crate::store::Store). Cheap to share behind an `Arc`; every clone of
 /// the underlying connection multiplexes onto one socket.
 pub struct RedisStore {
-    conn: ConnectionManager,
+    link: Link,
     keys: Keys,
     op_timeout: Duration,
     scripts: Scripts,
@@ -110,44 +140,19 @@ fn backend(e: RedisError) -> StoreError {
 
 impl RedisStore {
     /// Connects to the server in `cfg.url`, checks that it answers `PING`, and loads the
-    /// scripts (so a server that cannot run them fails here, not on the first login).
+    /// scripts (so a server that cannot run them fails here, not on the first login). The
+    /// store then keeps its connection by itself: see "Failure and recovery" above.
     pub async fn connect(cfg: RedisConfig) -> Result<RedisStore, StoreError> {
         let client = redis::Client::open(cfg.url.as_str()).map_err(backend)?;
-        // No back-off retries: a request waiting on a reconnect would wait out the
-        // back-off. One attempt per failure, and the next request tries again. Responses
-        // get no timeout of the client's own: every operation is already bounded by
-        // `op_timeout` (see `bounded`), and a second timer per command costs as much as
-        // the command.
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(cfg.op_timeout)
-            .set_number_of_retries(0);
-        let conn = bounded(
-            "connect",
-            cfg.op_timeout,
-            ConnectionManager::new_with_config(client, manager),
-        )
-        .await?;
-        let store = RedisStore {
-            conn,
+        let link = Link::open(client, cfg.op_timeout).await?;
+        Ok(RedisStore {
+            link,
             keys: Keys {
                 prefix: cfg.key_prefix,
             },
             op_timeout: cfg.op_timeout,
             scripts: Scripts::new(),
-        };
-        let mut pipe = redis::pipe();
-        pipe.cmd("PING").ignore();
-        for source in Scripts::SOURCES {
-            pipe.cmd("SCRIPT").arg("LOAD").arg(source).ignore();
-        }
-        let mut conn = store.conn.clone();
-        store
-            .bounded(
-                "connect",
-                async move { pipe.query_async::<()>(&mut conn).await },
-            )
-            .await?;
-        Ok(store)
+        })
     }
 
     /// The key prefix in use.
@@ -155,24 +160,53 @@ impl RedisStore {
         &self.keys.prefix
     }
 
-    async fn bounded<T>(
+    /// Runs one operation, `send`, on a connection, within the operation timeout; a
+    /// timeout or a Redis error becomes [`StoreError::Backend`].
+    async fn run<T, F, Fut>(&self, op: &'static str, send: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        self.run_raw(op, send).await?.map_err(backend)
+    }
+
+    /// [`run`](Self::run), with Redis's own answer left for the caller to read: the outer
+    /// error is a connection that could not be had or an answer that did not come in time.
+    ///
+    /// The live connection is taken as it is, with no timer of its own: nearly every
+    /// operation finds one. Without one (Redis went away), the operation waits for the
+    /// keeper's next attempt, which it asks for, and sends on the connection that attempt
+    /// makes; both steps share the one deadline. An answer that does not come in time is
+    /// not retried (the command may have been applied); the keeper is asked to check the
+    /// connection instead.
+    async fn run_raw<T, F, Fut>(
         &self,
         op: &'static str,
-        fut: impl Future<Output = redis::RedisResult<T>> + Send,
-    ) -> Result<T, StoreError> {
-        bounded(op, self.op_timeout, fut).await
-    }
-}
-
-/// Runs `fut` within `limit`; a timeout or a Redis error becomes [`StoreError::Backend`].
-async fn bounded<T>(
-    op: &'static str,
-    limit: Duration,
-    fut: impl Future<Output = redis::RedisResult<T>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(backend(e)),
-        Err(_) => Err(StoreError::Backend(Box::new(TimedOut { op, after: limit }))),
+        send: F,
+    ) -> Result<RedisResult<T>, StoreError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let timed_out = || {
+            StoreError::Backend(Box::new(TimedOut {
+                op,
+                after: self.op_timeout,
+            }))
+        };
+        let answer = match self.link.current() {
+            Some(conn) => tokio::time::timeout(self.op_timeout, send(conn)).await,
+            None => {
+                let deadline = tokio::time::Instant::now() + self.op_timeout;
+                let conn = tokio::time::timeout_at(deadline, self.link.reconnected())
+                    .await
+                    .map_err(|_| timed_out())??;
+                tokio::time::timeout_at(deadline, send(conn)).await
+            }
+        };
+        answer.map_err(|_| {
+            self.link.suspect();
+            timed_out()
+        })
     }
 }

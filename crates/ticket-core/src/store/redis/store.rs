@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::Value;
+use redis::{RedisResult, Value};
 
 use super::encoding::{
     decode_session, decode_sessions, decode_ticket, encode_session, encode_ticket, limit_args,
     millis,
 };
-use super::{backend, RedisStore, TimedOut};
+use super::{backend, RedisStore};
 use crate::model::{Session, Ticket};
 use crate::store::{
     start_for_ticket, Redemption, SessionLimit, Store, StoreError, SESSION_ID_ATTEMPTS,
@@ -25,11 +25,13 @@ impl RedisStore {
         value: &str,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(value).arg("NX").arg("PX").arg(millis(ttl));
         let reply: Value = self
-            .bounded(op, async move { cmd.query_async(&mut conn).await })
+            .run(
+                op,
+                |mut conn| async move { cmd.query_async(&mut conn).await },
+            )
             .await?;
         match reply {
             Value::Nil => Err(StoreError::Conflict),
@@ -45,13 +47,15 @@ impl RedisStore {
         realm: &str,
         user_key: Option<&str>,
     ) -> Result<Vec<Session>, StoreError> {
-        let mut conn = self.conn.clone();
         let mut call = self.scripts.list_sessions.key(index);
         call.arg(self.keys.session_base(realm))
             .arg(if user_key.is_some() { "1" } else { "0" })
             .arg(user_key.unwrap_or(""));
         let raw: Vec<String> = self
-            .bounded(op, async move { call.invoke_async(&mut conn).await })
+            .run(
+                op,
+                |mut conn| async move { call.invoke_async(&mut conn).await },
+            )
             .await?;
         decode_sessions(raw)
     }
@@ -71,14 +75,12 @@ impl Store for RedisStore {
     }
 
     async fn take_ticket(&self, id: &str) -> Result<Option<Ticket>, StoreError> {
-        let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("GETDEL");
         cmd.arg(self.keys.ticket(id));
         let raw: Option<String> = self
-            .bounded(
-                "take_ticket",
-                async move { cmd.query_async(&mut conn).await },
-            )
+            .run("take_ticket", |mut conn| async move {
+                cmd.query_async(&mut conn).await
+            })
             .await?;
         raw.as_deref().map(decode_ticket).transpose()
     }
@@ -89,11 +91,12 @@ impl Store for RedisStore {
     }
 
     async fn target(&self, id: &str) -> Result<Option<String>, StoreError> {
-        let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("GET");
         cmd.arg(self.keys.target(id));
-        self.bounded("target", async move { cmd.query_async(&mut conn).await })
-            .await
+        self.run("target", |mut conn| async move {
+            cmd.query_async(&mut conn).await
+        })
+        .await
     }
 
     async fn insert_session(
@@ -107,7 +110,6 @@ impl Store for RedisStore {
         let realm = &session.realm;
         let base = self.keys.session_base(realm);
         let (max, evict) = limit_args(limit);
-        let mut conn = self.conn.clone();
         let mut call = self
             .scripts
             .insert_session
@@ -122,22 +124,20 @@ impl Store for RedisStore {
             .arg(base)
             .arg(&session.id)
             .arg(&user_key);
-        let reply: Result<Vec<String>, StoreError> =
-            match tokio::time::timeout(self.op_timeout, call.invoke_async(&mut conn)).await {
-                Ok(Ok(evicted)) => Ok(evicted),
-                Ok(Err(e)) if e.code() == Some("LIMIT") => Err(StoreError::LimitReached),
-                Ok(Err(e)) if e.code() == Some("CONFLICT") => Err(StoreError::Conflict),
-                Ok(Err(e)) => Err(backend(e)),
-                Err(_) => Err(StoreError::Backend(Box::new(TimedOut {
-                    op: "insert_session",
-                    after: self.op_timeout,
-                }))),
-            };
-        decode_sessions(reply?)
+        let reply: RedisResult<Vec<String>> = self
+            .run_raw("insert_session", |mut conn| async move {
+                call.invoke_async(&mut conn).await
+            })
+            .await?;
+        match reply {
+            Ok(evicted) => decode_sessions(evicted),
+            Err(e) if e.code() == Some("LIMIT") => Err(StoreError::LimitReached),
+            Err(e) if e.code() == Some("CONFLICT") => Err(StoreError::Conflict),
+            Err(e) => Err(backend(e)),
+        }
     }
 
     async fn touch_session(&self, realm: &str, id: &str) -> Result<Option<Session>, StoreError> {
-        let mut conn = self.conn.clone();
         let mut call = self
             .scripts
             .touch_session
@@ -145,7 +145,7 @@ impl Store for RedisStore {
         call.key(self.keys.realm(realm))
             .arg(self.keys.user_base(realm));
         let raw: Option<String> = self
-            .bounded("touch_session", async move {
+            .run("touch_session", |mut conn| async move {
                 call.invoke_async(&mut conn).await
             })
             .await?;
@@ -153,17 +153,17 @@ impl Store for RedisStore {
     }
 
     async fn session(&self, realm: &str, id: &str) -> Result<Option<Session>, StoreError> {
-        let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("GET");
         cmd.arg([self.keys.session_base(realm).as_str(), id].concat());
         let raw: Option<String> = self
-            .bounded("session", async move { cmd.query_async(&mut conn).await })
+            .run("session", |mut conn| async move {
+                cmd.query_async(&mut conn).await
+            })
             .await?;
         raw.as_deref().map(decode_session).transpose()
     }
 
     async fn remove_session(&self, realm: &str, id: &str) -> Result<Option<Session>, StoreError> {
-        let mut conn = self.conn.clone();
         let mut call = self
             .scripts
             .remove_session
@@ -172,7 +172,7 @@ impl Store for RedisStore {
             .arg(self.keys.user_base(realm))
             .arg(id);
         let raw: Option<String> = self
-            .bounded("remove_session", async move {
+            .run("remove_session", |mut conn| async move {
                 call.invoke_async(&mut conn).await
             })
             .await?;
@@ -191,10 +191,9 @@ impl Store for RedisStore {
     }
 
     async fn count_sessions(&self, realm: &str) -> Result<usize, StoreError> {
-        let mut conn = self.conn.clone();
         let mut call = self.scripts.count_sessions.key(self.keys.realm(realm));
         call.arg(self.keys.session_base(realm));
-        self.bounded("count_sessions", async move {
+        self.run("count_sessions", |mut conn| async move {
             call.invoke_async(&mut conn).await
         })
         .await
@@ -205,7 +204,6 @@ impl Store for RedisStore {
         realm: &str,
         user_key: &str,
     ) -> Result<Vec<Session>, StoreError> {
-        let mut conn = self.conn.clone();
         let mut call = self
             .scripts
             .remove_user_sessions
@@ -214,7 +212,7 @@ impl Store for RedisStore {
             .arg(self.keys.session_base(realm))
             .arg(user_key);
         let raw: Vec<String> = self
-            .bounded("remove_user_sessions", async move {
+            .run("remove_user_sessions", |mut conn| async move {
                 call.invoke_async(&mut conn).await
             })
             .await?;
@@ -235,7 +233,6 @@ impl Store for RedisStore {
         let (max, evict) = limit_args(limit);
         for _ in 0..SESSION_ID_ATTEMPTS {
             let session_id = new_id();
-            let mut conn = self.conn.clone();
             let mut call = self.scripts.redeem_ticket.key(self.keys.ticket(id));
             call.key([&base, session_id.as_str()].concat())
                 .key(self.keys.realm(realm))
@@ -249,7 +246,7 @@ impl Store for RedisStore {
                 .arg(&session_id)
                 .arg(self.keys.user_base(realm));
             let reply: Vec<String> = self
-                .bounded("redeem_ticket", async move {
+                .run("redeem_ticket", |mut conn| async move {
                     call.invoke_async(&mut conn).await
                 })
                 .await?;
@@ -286,12 +283,10 @@ impl Store for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
         let cmd = redis::cmd("PING");
-        self.bounded(
-            "ping",
-            async move { cmd.query_async::<()>(&mut conn).await },
-        )
+        self.run("ping", |mut conn| async move {
+            cmd.query_async::<()>(&mut conn).await
+        })
         .await
     }
 }
