@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use gateway_tests::redis_server::{RedisServer, Relay};
 use ticket_core::{
-    Identity, MemoryStore, Redemption, RedisConfig, RedisStore, Session, SessionLimit, Store,
-    StoreError, Ticket,
+    EndReason, Identity, MemoryStore, Redemption, RedisConfig, RedisStore, Session, SessionEnded,
+    SessionLimit, Store, StoreError, Ticket,
 };
 
 /// A store under test, and the server behind it when there is one.
@@ -799,6 +799,41 @@ macro_rules! store_contract {
             }
 
             #[tokio::test]
+            async fn published_events_reach_every_receiver_in_order() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                let mut first = s.subscribe();
+                let mut second = s.subscribe();
+                let events: Vec<SessionEnded> = [
+                    ("s1", EndReason::LoggedOut),
+                    ("s2", EndReason::Closed),
+                    ("s3", EndReason::Evicted),
+                ]
+                .into_iter()
+                .map(|(id, reason)| SessionEnded {
+                    realm: REALM.into(),
+                    id: id.into(),
+                    reason,
+                })
+                .collect();
+                for e in &events {
+                    s.publish(e).await.unwrap();
+                }
+                for rx in [&mut first, &mut second] {
+                    for e in &events {
+                        let heard = tokio::time::timeout(Duration::from_secs(1), rx.recv())
+                            .await
+                            .expect("an event within a second")
+                            .unwrap();
+                        assert_eq!(&heard, e);
+                    }
+                }
+                // A receiver hears what is published after it subscribed, not before.
+                let mut late = s.subscribe();
+                assert!(late.try_recv().is_err());
+            }
+
+            #[tokio::test]
             async fn the_backend_answers_ping() {
                 let Some(b) = $make().await else { return };
                 b.store.ping().await.unwrap();
@@ -1091,6 +1126,38 @@ mod redis_faults {
             .insert_ticket("T1", &ticket("jdoe"), LONG)
             .await
             .unwrap();
+    }
+
+    /// The store owns its tasks: once it is dropped, its connections (commands and
+    /// subscription) close, because the tasks that held them have stopped.
+    #[tokio::test]
+    async fn dropping_the_store_closes_its_connections() {
+        let Some(server) = tokio::task::spawn_blocking(RedisServer::start)
+            .await
+            .expect("starting redis-server panicked")
+        else {
+            return;
+        };
+        let clients = || async {
+            let list = server.command(&["CLIENT", "LIST"]).await.unwrap();
+            list.unwrap_or_default()
+                .lines()
+                .filter(|l| !l.contains("cmd=client|list"))
+                .count()
+        };
+        let store = connect(&server, Duration::from_secs(2)).await;
+        store.ping().await.unwrap();
+        assert_eq!(
+            clients().await,
+            2,
+            "a command connection and a subscription"
+        );
+        drop(store);
+        assert!(
+            eventually!(Duration::from_secs(2), clients().await == 0),
+            "connections left after the store was dropped: {:?}",
+            server.command(&["CLIENT", "LIST"]).await
+        );
     }
 
     /// A ticket stored by an earlier version (the ticket as one JSON object) still redeems:

@@ -1,9 +1,13 @@
 //! The policy both dialects share on top of a [`Store`]: how long tickets and target ids
-//! live, how ids are made, and that a ticket only redeems in the realm that issued it.
+//! live, how ids are made, that a ticket only redeems in the realm that issued it, and that
+//! every session ended before its time is announced to every node.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::broadcast;
+
+use crate::events::{EndReason, SessionEnded};
 use crate::id;
 use crate::model::{Identity, Session, Ticket};
 use crate::store::{Redemption, SessionLimit, Store, StoreError};
@@ -106,9 +110,14 @@ impl Core {
         idle: Duration,
         limit: Option<SessionLimit>,
     ) -> Result<Redemption, StoreError> {
-        self.store
+        let redemption = self
+            .store
             .redeem_ticket(id, realm, idle, limit, id::guid)
-            .await
+            .await?;
+        if let Redemption::Started { evicted, .. } = &redemption {
+            self.announce(evicted, EndReason::Evicted).await;
+        }
+        Ok(redemption)
     }
 
     /// Remembers `uri` under a new target id and returns the id.
@@ -129,7 +138,8 @@ impl Core {
 
     /// Starts a session for `identity` in `realm` under a new GUID, ending after `idle`
     /// without use, within the per-user `limit` (see [`Store::insert_session`]). Returns the
-    /// session and any sessions evicted to make room.
+    /// session and any sessions evicted to make room, which are announced
+    /// ([`EndReason::Evicted`]).
     pub async fn start_session(
         &self,
         realm: &str,
@@ -146,21 +156,28 @@ impl Core {
             session.id = id::guid();
             match self.store.insert_session(&session, idle, limit).await {
                 Err(StoreError::Conflict) => continue,
-                other => return other.map(|evicted| (session, evicted)),
+                Err(e) => return Err(e),
+                Ok(evicted) => {
+                    self.announce(&evicted, EndReason::Evicted).await;
+                    return Ok((session, evicted));
+                }
             }
         }
         Err(StoreError::Conflict)
     }
 
     /// Stores a session whose id the caller chose (the session API), within the per-user
-    /// `limit`; see [`Store::insert_session`]. Returns the sessions evicted to make room.
+    /// `limit`; see [`Store::insert_session`]. Returns the sessions evicted to make room,
+    /// which are announced ([`EndReason::Evicted`]).
     pub async fn insert_session(
         &self,
         session: &Session,
         idle: Duration,
         limit: Option<SessionLimit>,
     ) -> Result<Vec<Session>, StoreError> {
-        self.store.insert_session(session, idle, limit).await
+        let evicted = self.store.insert_session(session, idle, limit).await?;
+        self.announce(&evicted, EndReason::Evicted).await;
+        Ok(evicted)
     }
 
     /// The live session `(realm, id)`, its inactivity timeout restarted.
@@ -177,9 +194,17 @@ impl Core {
         self.store.session(realm, id).await
     }
 
-    /// Ends the session `(realm, id)` at once; returns it if it was live.
-    pub async fn end_session(&self, realm: &str, id: &str) -> Result<Option<Session>, StoreError> {
-        self.store.remove_session(realm, id).await
+    /// Ends the session `(realm, id)` at once and announces it with `reason`; returns it if
+    /// it was live (an unknown or expired session is not announced).
+    pub async fn end_session(
+        &self,
+        realm: &str,
+        id: &str,
+        reason: EndReason,
+    ) -> Result<Option<Session>, StoreError> {
+        let ended = self.store.remove_session(realm, id).await?;
+        self.announce(ended.as_slice(), reason).await;
+        Ok(ended)
     }
 
     /// Every live session of a realm, oldest first.
@@ -201,18 +226,50 @@ impl Core {
         self.store.user_sessions(realm, user_key).await
     }
 
-    /// Ends every live session of one user in a realm; returns them, oldest first.
+    /// Ends every live session of one user in a realm and announces each with `reason`;
+    /// returns them, oldest first.
     pub async fn end_user_sessions(
         &self,
         realm: &str,
         user_key: &str,
+        reason: EndReason,
     ) -> Result<Vec<Session>, StoreError> {
-        self.store.remove_user_sessions(realm, user_key).await
+        let ended = self.store.remove_user_sessions(realm, user_key).await?;
+        self.announce(&ended, reason).await;
+        Ok(ended)
+    }
+
+    /// The session-end events of every node sharing the store, this one's included, from
+    /// now on: one per session ended by [`end_session`](Self::end_session),
+    /// [`end_user_sessions`](Self::end_user_sessions) or an eviction, so that each node
+    /// closes that session's WebSockets. See [`crate::events`] for what delivery promises.
+    pub fn session_events(&self) -> broadcast::Receiver<SessionEnded> {
+        self.store.subscribe()
     }
 
     /// Whether the store answers (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.store.ping().await
+    }
+
+    /// Publishes one [`SessionEnded`] per session in `ended`. A failure is logged, not
+    /// returned: the sessions have ended in the store whatever becomes of the notice, and
+    /// an error here would tell a user whose logout worked that it failed. The other nodes
+    /// then find the sessions gone on their next request; only their open WebSockets
+    /// linger.
+    async fn announce(&self, ended: &[Session], reason: EndReason) {
+        for session in ended {
+            let event = SessionEnded {
+                realm: session.realm.clone(),
+                id: session.id.clone(),
+                reason,
+            };
+            if let Err(e) = self.store.publish(&event).await {
+                tracing::warn!(error = %e, realm = %session.realm,
+                    session = %crate::audit::fingerprint(&session.id), ?reason,
+                    "could not tell the other nodes that a session ended");
+            }
+        }
     }
 }
 
@@ -319,5 +376,111 @@ mod tests {
         }
         tokio::time::advance(idle).await;
         assert!(core.touch_session("r", &s.id).await.unwrap().is_none());
+    }
+
+    fn ended(id: &str, reason: EndReason) -> SessionEnded {
+        SessionEnded {
+            realm: "r".into(),
+            id: id.into(),
+            reason,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_ended_session_is_announced_once_with_its_reason() {
+        let core = core();
+        let mut events = core.session_events();
+        let idle = Duration::from_secs(30 * 60);
+        let mut started = Vec::new();
+        for _ in 0..3 {
+            started.push(core.start_session("r", user(), idle, None).await.unwrap().0);
+        }
+        assert!(events.try_recv().is_err(), "starting announces nothing");
+
+        let a = &started[0].id;
+        assert!(core
+            .end_session("r", a, EndReason::Closed)
+            .await
+            .unwrap()
+            .is_some());
+        assert_eq!(events.try_recv().unwrap(), ended(a, EndReason::Closed));
+        for id in [a.as_str(), "unknown"] {
+            assert!(core
+                .end_session("r", id, EndReason::LoggedOut)
+                .await
+                .unwrap()
+                .is_none());
+        }
+        assert!(
+            events.try_recv().is_err(),
+            "nothing ended, nothing announced"
+        );
+
+        let gone = core
+            .end_user_sessions("r", &user().user_key(), EndReason::LoggedOut)
+            .await
+            .unwrap();
+        assert_eq!(gone.len(), 2);
+        for s in &started[1..] {
+            assert_eq!(
+                events.try_recv().unwrap(),
+                ended(&s.id, EndReason::LoggedOut)
+            );
+        }
+        assert!(events.try_recv().is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn evicted_sessions_are_announced_however_the_new_one_starts() {
+        let core = core();
+        let mut events = core.session_events();
+        let idle = Duration::from_secs(30 * 60);
+        let one = Some(SessionLimit {
+            max: 1,
+            evict_oldest: true,
+        });
+        let (first, evicted) = core.start_session("r", user(), idle, one).await.unwrap();
+        assert!(evicted.is_empty());
+        assert!(events.try_recv().is_err());
+
+        // A login.
+        let (second, evicted) = core.start_session("r", user(), idle, one).await.unwrap();
+        assert_eq!(evicted, std::slice::from_ref(&first));
+        assert_eq!(
+            events.try_recv().unwrap(),
+            ended(&first.id, EndReason::Evicted)
+        );
+
+        // The session API.
+        let chosen = Session {
+            realm: "r".into(),
+            id: "portal-1".into(),
+            identity: user(),
+        };
+        let evicted = core.insert_session(&chosen, idle, one).await.unwrap();
+        assert_eq!(evicted, std::slice::from_ref(&second));
+        assert_eq!(
+            events.try_recv().unwrap(),
+            ended(&second.id, EndReason::Evicted)
+        );
+
+        // A redeemed ticket.
+        let (ticket, _) = core
+            .issue_ticket("r", user(), None, id::qps_ticket)
+            .await
+            .unwrap();
+        let Redemption::Started { evicted, .. } = core
+            .redeem_into_session("r", &ticket, idle, one)
+            .await
+            .unwrap()
+        else {
+            panic!("no session started");
+        };
+        assert_eq!(evicted, [chosen]);
+        assert_eq!(
+            events.try_recv().unwrap(),
+            ended("portal-1", EndReason::Evicted)
+        );
+        assert!(events.try_recv().is_err());
     }
 }

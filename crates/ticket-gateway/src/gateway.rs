@@ -130,8 +130,9 @@ impl Gateway {
         &self,
         realm: &str,
         id: &str,
+        reason: ticket_core::EndReason,
     ) -> Result<Option<ticket_core::Session>, ticket_core::StoreError> {
-        let ended = self.core().end_session(realm, id).await?;
+        let ended = self.core().end_session(realm, id, reason).await?;
         self.sockets().close(realm, id);
         Ok(ended)
     }

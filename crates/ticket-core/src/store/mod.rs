@@ -8,6 +8,9 @@
 //! | target id | GUID                 | fixed TTL from insertion                   | read often  |
 //! | session   | `(realm, session id)`| sliding: every touch restarts the timeout  | read often  |
 //!
+//! Stores also carry the session-end events of [`crate::events`] between the nodes that
+//! share them.
+//!
 //! Backends are used as `Arc<dyn Store>` because the backend is chosen from configuration
 //! at start-up.
 
@@ -18,8 +21,10 @@ pub mod redis;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+use crate::events::SessionEnded;
 use crate::model::{Session, Ticket};
 
 /// Why a store operation failed.
@@ -112,6 +117,15 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
 
     /// Whether the backend answers (readiness). The in-memory store always does.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Tells every holder of a [`subscribe`](Store::subscribe) receiver on every node
+    /// sharing this store, this node included, that a session ended. Delivery is best
+    /// effort: a node not listening at that moment misses it (see [`crate::events`]).
+    async fn publish(&self, event: &SessionEnded) -> Result<(), StoreError>;
+
+    /// The session-end events published from now on by any node sharing this store, each
+    /// once, in the order each node published them.
+    fn subscribe(&self) -> broadcast::Receiver<SessionEnded>;
 
     /// Redeems ticket `id` into a session, in one step where the backend can: takes the
     /// ticket (see [`take_ticket`](Store::take_ticket)) and, if it was issued for `realm`,

@@ -52,7 +52,10 @@ where
     let store = gw.core();
     if commands.iter().any(|c| c.eq_ignore_ascii_case(LOGOUT)) {
         for id in &session_ids {
-            match gw.end_session(REALM, id).await {
+            match gw
+                .end_session(REALM, id, ticket_core::EndReason::LoggedOut)
+                .await
+            {
                 Ok(Some(s)) => {
                     crate::audit::session_ended("qlikview", "", &s.identity, &s.id, conn, "logout")
                 }

@@ -85,7 +85,10 @@ async fn logout<B>(
     conn: &Conn,
 ) -> Response<Body> {
     for id in session_ids(vp, req) {
-        match gw.end_session(&vp.realm, id).await {
+        match gw
+            .end_session(&vp.realm, id, ticket_core::EndReason::LoggedOut)
+            .await
+        {
             Ok(Some(s)) => audit::session_ended(
                 "qps",
                 &vp.prefix,

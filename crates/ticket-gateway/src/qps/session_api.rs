@@ -44,7 +44,7 @@ where
             },
             SessionOp::Delete(id) => {
                 let session = gw
-                    .end_session(&vp.realm, &id)
+                    .end_session(&vp.realm, &id, ticket_core::EndReason::Closed)
                     .await?
                     .ok_or(ApiError::NoSession(id))?;
                 audit::session_ended(
@@ -74,7 +74,11 @@ where
             }
             SessionOp::LogoutUser(dir, id) => {
                 let ended = store
-                    .end_user_sessions(&vp.realm, &user_key(&dir, &id))
+                    .end_user_sessions(
+                        &vp.realm,
+                        &user_key(&dir, &id),
+                        ticket_core::EndReason::LoggedOut,
+                    )
                     .await?;
                 for s in &ended {
                     gw.sockets().close(&s.realm, &s.id);

@@ -36,6 +36,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use self::compact::TicketKey;
@@ -44,6 +45,7 @@ use self::sharded::Sharded;
 use self::targets::TargetEntry;
 use self::tickets::TicketBlob;
 use self::users::UserEntry;
+use crate::events::{SessionEnded, EVENT_BUFFER};
 use crate::store::OwnedTask;
 
 pub use self::purge::{Purged, DEFAULT_PURGE_INTERVAL};
@@ -53,6 +55,8 @@ pub use self::purge::{Purged, DEFAULT_PURGE_INTERVAL};
 #[derive(Debug)]
 pub struct MemoryStore {
     maps: Arc<Maps>,
+    /// Session-end events: within this process only, which is all a memory store serves.
+    events: broadcast::Sender<SessionEnded>,
     _purge: OwnedTask,
 }
 
@@ -91,6 +95,7 @@ impl MemoryStore {
     fn with_maps(maps: Arc<Maps>, purge: OwnedTask) -> Self {
         MemoryStore {
             maps,
+            events: broadcast::channel(EVENT_BUFFER).0,
             _purge: purge,
         }
     }

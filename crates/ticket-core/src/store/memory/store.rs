@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::broadcast;
 
 use super::MemoryStore;
+use crate::events::SessionEnded;
 use crate::model::{Session, Ticket};
 use crate::store::{SessionLimit, Store, StoreError};
 
@@ -75,5 +77,15 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn publish(&self, event: &SessionEnded) -> Result<(), StoreError> {
+        // An error only says that nobody is listening.
+        let _ = self.events.send(event.clone());
+        Ok(())
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<SessionEnded> {
+        self.events.subscribe()
     }
 }

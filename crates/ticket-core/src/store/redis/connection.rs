@@ -20,17 +20,17 @@ use super::scripts::Scripts;
 use crate::store::{OwnedTask, StoreError};
 
 /// The first pause between two failed connect attempts; each failure doubles it.
-const RETRY_MIN: Duration = Duration::from_millis(50);
+pub(super) const RETRY_MIN: Duration = Duration::from_millis(50);
 
 /// The longest pause between two connect attempts nobody asked for. An operation that
 /// finds the link down does not wait for it: it asks for an attempt at once.
-const RETRY_MAX: Duration = Duration::from_secs(1);
+pub(super) const RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// How often the keeper checks that an idle connection still answers. A server that
 /// restarts closes its sockets and the keeper sees that at once; one that vanishes from
 /// the network (a host lost, an address moved) closes nothing, and only a command that
 /// goes unanswered shows it.
-const HEARTBEAT: Duration = Duration::from_secs(5);
+pub(super) const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// The future that drives a connection: it ends when the socket closes.
 type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -48,6 +48,9 @@ struct Shared {
     /// Asks the keeper to check that the live connection still answers (an operation on
     /// it timed out).
     probe: Notify,
+    /// Told whenever a new connection is up: Redis is back (the event subscription waits
+    /// on it to subscribe again at once).
+    redis_back: Arc<Notify>,
 }
 
 /// What operations see of the keeper.
@@ -70,8 +73,12 @@ struct Unreachable(Arc<str>);
 
 impl Link {
     /// Connects to `client`'s server (failing after `op_timeout`), loads the scripts, and
-    /// starts the keeper.
-    pub(super) async fn open(client: Client, op_timeout: Duration) -> Result<Link, StoreError> {
+    /// starts the keeper, which tells `redis_back` whenever it has connected again.
+    pub(super) async fn open(
+        client: Client,
+        op_timeout: Duration,
+        redis_back: Arc<Notify>,
+    ) -> Result<Link, StoreError> {
         let (conn, driver) = match tokio::time::timeout(op_timeout, open(&client)).await {
             Ok(Ok(opened)) => opened,
             Ok(Err(e)) => return Err(StoreError::Backend(Box::new(e))),
@@ -89,6 +96,7 @@ impl Link {
             state,
             attempt_now: Notify::new(),
             probe: Notify::new(),
+            redis_back,
         });
         let keeper = tokio::spawn(keep(
             shared.clone(),
@@ -208,6 +216,7 @@ async fn keep(
                     s.last_error = None;
                 });
                 tracing::info!("reconnected to redis");
+                shared.redis_back.notify_one();
                 live = Some((conn, driver));
             }
             failed => {

@@ -43,6 +43,12 @@ impl Keys {
     pub(super) fn seq(&self) -> String {
         self.join(&["seq"])
     }
+
+    /// `P session-ended`: the pub/sub channel of session-end events (a channel, not a key:
+    /// it shares the prefix so that deployments sharing a server do not hear each other).
+    pub(super) fn session_events(&self) -> String {
+        self.join(&["session-ended"])
+    }
 }
 
 /// Percent-escapes `%` and `:` so a realm is one unambiguous key segment.
@@ -73,6 +79,7 @@ mod tests {
         assert_eq!(k.user_base("qlikview"), "p:user:qlikview:");
         assert_eq!(k.realm("qps/"), "p:realm:qps/");
         assert_eq!(k.seq(), "p:seq");
+        assert_eq!(k.session_events(), "p:session-ended");
     }
 
     #[test]

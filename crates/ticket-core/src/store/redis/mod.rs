@@ -20,6 +20,8 @@
 //! | `P realm:<realm>`            | zset   | session ids scored by creation sequence      | ≥ its members |
 //! | `P seq`                      | string | the creation sequence (`INCR`)               | none          |
 //!
+//! One pub/sub channel, `P session-ended`, carries [`SessionEnded`] events as JSON.
+//!
 //! The server owns the clock: lifetimes are measured by Redis, not by tokio.
 //!
 //! # Why each step is atomic
@@ -47,6 +49,7 @@
 //!
 //! - `config`: [`RedisConfig`].
 //! - `connection`: the command connection and the task that keeps it.
+//! - `events`: session-end events, published and heard.
 //! - `keys`: every key name, from the prefix.
 //! - `encoding`: what the keys hold.
 //! - `scripts`, with the Lua sources in `lua/`: the multi-key steps.
@@ -90,21 +93,26 @@
 mod config;
 mod connection;
 mod encoding;
+mod events;
 mod keys;
 mod scripts;
 mod store;
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{RedisError, RedisResult};
+use tokio::sync::{broadcast, Notify};
 
 use self::connection::Link;
+use self::events::Listener;
 use self::keys::Keys;
 use self::scripts::Scripts;
-use super::StoreError;
+use super::{OwnedTask, StoreError};
+use crate::events::{SessionEnded, EVENT_BUFFER};
 
 pub use self::config::RedisConfig;
 
@@ -115,6 +123,10 @@ pub struct RedisStore {
     keys: Keys,
     op_timeout: Duration,
     scripts: Scripts,
+    /// Session-end events heard on the channel, for this node's receivers.
+    events: broadcast::Sender<SessionEnded>,
+    /// The task that holds the subscription.
+    _listener: OwnedTask,
 }
 
 impl fmt::Debug for RedisStore {
@@ -144,14 +156,43 @@ impl RedisStore {
     /// store then keeps its connection by itself: see "Failure and recovery" above.
     pub async fn connect(cfg: RedisConfig) -> Result<RedisStore, StoreError> {
         let client = redis::Client::open(cfg.url.as_str()).map_err(backend)?;
-        let link = Link::open(client, cfg.op_timeout).await?;
+        let redis_back = Arc::new(Notify::new());
+        let link = Link::open(client.clone(), cfg.op_timeout, redis_back.clone()).await?;
+        let keys = Keys {
+            prefix: cfg.key_prefix,
+        };
+        // Subscribed before the store is handed out, so that no event published after
+        // `connect` returns is missed.
+        let channel = keys.session_events();
+        let subscribed = match tokio::time::timeout(
+            cfg.op_timeout,
+            events::subscribe(&client, &channel),
+        )
+        .await
+        {
+            Ok(subscribed) => subscribed.map_err(backend)?,
+            Err(_) => {
+                return Err(StoreError::Backend(Box::new(TimedOut {
+                    op: "subscribe",
+                    after: cfg.op_timeout,
+                })))
+            }
+        };
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let listener = Listener {
+            client,
+            channel,
+            events: events.clone(),
+            op_timeout: cfg.op_timeout,
+            redis_back,
+        };
         Ok(RedisStore {
             link,
-            keys: Keys {
-                prefix: cfg.key_prefix,
-            },
+            keys,
             op_timeout: cfg.op_timeout,
             scripts: Scripts::new(),
+            events,
+            _listener: OwnedTask::new(tokio::spawn(listener.run(subscribed))),
         })
     }
 

@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::{RedisResult, Value};
+use tokio::sync::broadcast;
 
 use super::encoding::{
     decode_session, decode_sessions, decode_ticket, encode_session, encode_ticket, limit_args,
     millis,
 };
 use super::{backend, RedisStore};
+use crate::events::SessionEnded;
 use crate::model::{Session, Ticket};
 use crate::store::{
     start_for_ticket, Redemption, SessionLimit, Store, StoreError, SESSION_ID_ATTEMPTS,
@@ -288,5 +290,19 @@ impl Store for RedisStore {
             cmd.query_async::<()>(&mut conn).await
         })
         .await
+    }
+
+    async fn publish(&self, event: &SessionEnded) -> Result<(), StoreError> {
+        let payload = serde_json::to_string(event).map_err(|e| StoreError::Backend(Box::new(e)))?;
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(self.keys.session_events()).arg(payload);
+        self.run("publish", |mut conn| async move {
+            cmd.query_async::<()>(&mut conn).await
+        })
+        .await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<SessionEnded> {
+        self.events.subscribe()
     }
 }
