@@ -98,12 +98,10 @@ fn ticket(name: &str) -> Ticket {
     }
 }
 
+/// A session with a fresh CSRF token: reading one back equal to what was stored proves
+/// the token survived too.
 fn session(realm: &str, id: &str, name: &str) -> Session {
-    Session {
-        realm: realm.into(),
-        id: id.into(),
-        identity: user(name),
-    }
+    Session::new(realm, id, user(name))
 }
 
 fn ids(sessions: &[Session]) -> Vec<&str> {
@@ -407,6 +405,53 @@ macro_rules! store_contract {
                     .unwrap()
                     .is_empty());
                 assert!(s.sessions(REALM).await.unwrap().is_empty());
+            }
+
+            #[tokio::test]
+            async fn a_sessions_csrf_token_survives_every_read() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                let a = session(REALM, "s1", "jdoe");
+                assert_eq!(a.csrf_token.len(), 32);
+                s.insert_session(&a, LONG, limit(2, true)).await.unwrap();
+                let token = |x: Option<Session>| x.map(|x| x.csrf_token);
+                let a_token = Some(a.csrf_token.clone());
+                assert_eq!(token(s.touch_session(REALM, "s1").await.unwrap()), a_token);
+                assert_eq!(token(s.session(REALM, "s1").await.unwrap()), a_token);
+                assert_eq!(s.sessions(REALM).await.unwrap(), std::slice::from_ref(&a));
+                assert_eq!(
+                    s.user_sessions(REALM, &user_key("jdoe")).await.unwrap(),
+                    std::slice::from_ref(&a)
+                );
+
+                // A redeemed ticket's session gets a token of its own, kept the same way.
+                s.insert_ticket("T1", &ticket("jdoe"), LONG).await.unwrap();
+                let Redemption::Started {
+                    session: started, ..
+                } = s
+                    .redeem_ticket("T1", REALM, LONG, limit(2, true), fresh_id)
+                    .await
+                    .unwrap()
+                else {
+                    panic!("no session")
+                };
+                assert_eq!(started.csrf_token.len(), 32);
+                assert_ne!(started.csrf_token, a.csrf_token);
+                assert_eq!(
+                    s.session(REALM, &started.id).await.unwrap().as_ref(),
+                    Some(&started)
+                );
+
+                // Evicted and removed sessions come back with theirs.
+                let evicted = s
+                    .insert_session(&session(REALM, "s3", "jdoe"), LONG, limit(2, true))
+                    .await
+                    .unwrap();
+                assert_eq!(evicted, [a]);
+                assert_eq!(
+                    s.remove_session(REALM, &started.id).await.unwrap(),
+                    Some(started)
+                );
             }
 
             #[tokio::test]
@@ -770,7 +815,8 @@ macro_rules! store_contract {
                 s.insert_target("g1", "http://localhost/b", TTL)
                     .await
                     .unwrap();
-                s.insert_session(&session(REALM, "s1", "other"), TTL, limit(1, false))
+                let theirs = session(REALM, "s1", "other");
+                s.insert_session(&theirs, TTL, limit(1, false))
                     .await
                     .unwrap();
                 assert_eq!(s.take_ticket("T1").await.unwrap(), Some(ticket("other")));
@@ -778,10 +824,7 @@ macro_rules! store_contract {
                     s.target("g1").await.unwrap().as_deref(),
                     Some("http://localhost/b")
                 );
-                assert_eq!(
-                    s.session(REALM, "s1").await.unwrap(),
-                    Some(session(REALM, "s1", "other"))
-                );
+                assert_eq!(s.session(REALM, "s1").await.unwrap(), Some(theirs.clone()));
                 // The first user's index still names "s1": it must not reach the new owner's.
                 let gone = s
                     .remove_user_sessions(REALM, &user_key("jdoe"))
@@ -794,8 +837,8 @@ macro_rules! store_contract {
                     .await
                     .unwrap()
                     .is_empty());
-                let theirs = s.user_sessions(REALM, &user_key("other")).await.unwrap();
-                assert_eq!(ids(&theirs), ["s1"]);
+                let listed = s.user_sessions(REALM, &user_key("other")).await.unwrap();
+                assert_eq!(listed, [theirs]);
             }
 
             #[tokio::test]
@@ -1158,6 +1201,41 @@ mod redis_faults {
             "connections left after the store was dropped: {:?}",
             server.command(&["CLIENT", "LIST"]).await
         );
+    }
+
+    /// A session stored by a version without CSRF tokens still reads, touches and ends,
+    /// with an empty token: nodes of two versions share one Redis while a site upgrades.
+    #[tokio::test]
+    async fn a_session_stored_before_csrf_tokens_still_reads() {
+        let Some(server) = tokio::task::spawn_blocking(RedisServer::start)
+            .await
+            .expect("starting redis-server panicked")
+        else {
+            return;
+        };
+        let store = connect(&server, Duration::from_secs(2)).await;
+        let prefix = store.key_prefix().to_owned();
+        let value = r#"{"idle_ms":600000,"user_key":"acme\\jdoe","session":{"realm":"qps/ext","id":"old","identity":{"Qps":{"user_directory":"ACME","user_id":"jdoe","attributes":[]}}}}"#;
+        server
+            .command(&["SET", &format!("{prefix}session:{REALM}:old"), value])
+            .await
+            .unwrap();
+        server
+            .command(&["ZADD", &format!("{prefix}realm:{REALM}"), "1", "old"])
+            .await
+            .unwrap();
+        let read = store.touch_session(REALM, "old").await.unwrap().unwrap();
+        assert_eq!(read.csrf_token, "");
+        assert_eq!(
+            read.identity,
+            Identity::Qps {
+                user_directory: "ACME".into(),
+                user_id: "jdoe".into(),
+                attributes: Vec::new(),
+            }
+        );
+        assert_eq!(ids(&store.sessions(REALM).await.unwrap()), ["old"]);
+        assert!(store.remove_session(REALM, "old").await.unwrap().is_some());
     }
 
     /// A ticket stored by an earlier version (the ticket as one JSON object) still redeems:

@@ -59,11 +59,7 @@ fn ticket(n: usize) -> Ticket {
 }
 
 fn session(n: usize) -> Session {
-    Session {
-        realm: REALM.into(),
-        id: id::guid(),
-        identity: identity(n),
-    }
+    Session::new(REALM, id::guid(), identity(n))
 }
 
 struct NoopWake;

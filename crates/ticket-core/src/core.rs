@@ -147,11 +147,7 @@ impl Core {
         idle: Duration,
         limit: Option<SessionLimit>,
     ) -> Result<(Session, Vec<Session>), StoreError> {
-        let mut session = Session {
-            realm: realm.to_owned(),
-            id: String::new(),
-            identity,
-        };
+        let mut session = Session::new(realm, String::new(), identity);
         for _ in 0..ID_ATTEMPTS {
             session.id = id::guid();
             match self.store.insert_session(&session, idle, limit).await {
@@ -452,11 +448,7 @@ mod tests {
         );
 
         // The session API.
-        let chosen = Session {
-            realm: "r".into(),
-            id: "portal-1".into(),
-            identity: user(),
-        };
+        let chosen = Session::new("r", "portal-1", user());
         let evicted = core.insert_session(&chosen, idle, one).await.unwrap();
         assert_eq!(evicted, std::slice::from_ref(&second));
         assert_eq!(

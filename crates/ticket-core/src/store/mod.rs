@@ -167,11 +167,7 @@ pub(crate) async fn start_for_ticket<S: Store + ?Sized>(
     if ticket.realm != realm {
         return Ok(Redemption::WrongRealm(ticket));
     }
-    let mut session = Session {
-        realm: ticket.realm.clone(),
-        id: String::new(),
-        identity: ticket.identity.clone(),
-    };
+    let mut session = Session::new(ticket.realm.clone(), String::new(), ticket.identity.clone());
     for _ in 0..SESSION_ID_ATTEMPTS {
         session.id = new_id();
         match store.insert_session(&session, idle, limit).await {

@@ -112,15 +112,15 @@ where
 {
     let body = read_body(req.into_body(), gw.settings().limits.max_body_bytes).await?;
     let r = SessionRequest::read(&body).map_err(ApiError::BadRequest)?;
-    let session = Session {
-        realm: vp.realm.clone(),
-        id: r.session_id.unwrap_or_else(ticket_core::id::guid),
-        identity: Identity::Qps {
+    let session = Session::new(
+        vp.realm.clone(),
+        r.session_id.unwrap_or_else(ticket_core::id::guid),
+        Identity::Qps {
             user_directory: r.user_directory,
             user_id: r.user_id,
             attributes: r.attributes,
         },
-    };
+    );
     let inserted = gw
         .core()
         .insert_session(

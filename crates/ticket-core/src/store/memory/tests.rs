@@ -27,11 +27,7 @@ fn qps(dir: &str, user: &str) -> Identity {
 }
 
 fn session(realm: &str, id: &str, identity: Identity) -> Session {
-    Session {
-        realm: realm.into(),
-        id: id.into(),
-        identity,
-    }
+    Session::new(realm, id, identity)
 }
 
 fn limit(max: usize, evict_oldest: bool) -> Option<SessionLimit> {

@@ -129,24 +129,33 @@ mod tests {
 
     #[test]
     fn a_stored_session_round_trips_and_carries_what_the_scripts_read() {
-        let session = Session {
-            realm: "qps/ext".into(),
-            id: "s:1".into(),
-            identity: Identity::Qps {
+        let session = Session::new(
+            "qps/ext",
+            "s:1",
+            Identity::Qps {
                 user_directory: "ACME".into(),
                 user_id: "Jdoe".into(),
                 attributes: vec![("Group".into(), "Ventes é".into())],
             },
-        };
+        );
         let raw = encode_session(&session, &session.user_key(), Duration::from_secs(1800))
             .expect("encodes");
         let json: serde_json::Value = serde_json::from_str(&raw).expect("JSON");
         assert_eq!(json["idle_ms"], 1_800_000);
         assert_eq!(json["user_key"], "acme\\jdoe");
+        assert_eq!(json["session"]["csrf_token"], session.csrf_token.as_str());
         assert_eq!(decode_session(&raw).expect("decodes"), session);
         assert!(matches!(
             decode_session("not json"),
             Err(StoreError::Backend(_))
         ));
+    }
+
+    #[test]
+    fn a_session_stored_before_csrf_tokens_decodes_with_an_empty_one() {
+        let raw = r#"{"idle_ms":1800000,"user_key":"acme\\jdoe","session":{"realm":"qps/ext","id":"s1","identity":{"Qps":{"user_directory":"ACME","user_id":"jdoe","attributes":[]}}}}"#;
+        let session = decode_session(raw).expect("decodes");
+        assert_eq!(session.id, "s1");
+        assert_eq!(session.csrf_token, "");
     }
 }

@@ -67,7 +67,8 @@ const INSERT_SESSION: &str = concat!(
 ///
 /// KEYS: ticket key, session key, realm index, sequence counter.
 /// ARGV: the realm as JSON, the session id as JSON, idle ms, limit (`0`: none), evict
-/// (`1`/`0`), session key base, session id, user index base.
+/// (`1`/`0`), session key base, session id, user index base, the session's CSRF token as
+/// JSON.
 ///
 /// Returns `{status, ticket, evicted…}`:
 /// - `conflict`: a live session has the id; the ticket is left alone (nothing else).

@@ -233,6 +233,8 @@ impl Store for RedisStore {
         let realm_json = json(realm)?;
         let base = self.keys.session_base(realm);
         let (max, evict) = limit_args(limit);
+        let csrf_token = crate::id::csrf_token();
+        let csrf_json = json(&csrf_token)?;
         for _ in 0..SESSION_ID_ATTEMPTS {
             let session_id = new_id();
             let mut call = self.scripts.redeem_ticket.key(self.keys.ticket(id));
@@ -246,7 +248,8 @@ impl Store for RedisStore {
                 .arg(if evict { "1" } else { "0" })
                 .arg(&base)
                 .arg(&session_id)
-                .arg(self.keys.user_base(realm));
+                .arg(self.keys.user_base(realm))
+                .arg(&csrf_json);
             let reply: Vec<String> = self
                 .run("redeem_ticket", |mut conn| async move {
                     call.invoke_async(&mut conn).await
@@ -265,6 +268,7 @@ impl Store for RedisStore {
                         realm: realm.to_owned(),
                         id: session_id,
                         identity: ticket.identity.clone(),
+                        csrf_token,
                     },
                     ticket,
                     evicted: decode_sessions(reply.collect())?,

@@ -15,7 +15,7 @@ end
 local user_key = cjson.decode(user_key_json)
 local value = '{"idle_ms":' .. ARGV[3] .. ',"user_key":' .. user_key_json ..
   ',"session":{"realm":' .. realm_json .. ',"id":' .. ARGV[2] ..
-  ',"identity":' .. identity_json .. '}}'
+  ',"identity":' .. identity_json .. ',"csrf_token":' .. ARGV[9] .. '}}'
 local status, evicted = insert_session(KEYS[2], ARGV[8] .. user_key, KEYS[3], KEYS[4], value,
   ARGV[3], tonumber(ARGV[4]), ARGV[5] == '1', ARGV[6], ARGV[7], user_key)
 if status ~= 'ok' then
