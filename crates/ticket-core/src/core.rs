@@ -36,6 +36,17 @@ impl Default for Lifetimes {
 /// that the contract (never overwrite) never turns into an error a user could see.
 const ID_ATTEMPTS: usize = 4;
 
+/// Between the realm and the URI in a target id's stored value. Neither holds one: a realm
+/// is `qps/<prefix>` or `qlikview`, and a URL never holds a raw line break.
+const TARGET_SEPARATOR: &str = "\n";
+
+/// The URI of a target id's stored value, if it was made for `realm`. A value stored by an
+/// earlier version (the URI alone) names no realm, and so no URI.
+fn target_in(stored: &str, realm: &str) -> Option<String> {
+    let (made_for, uri) = stored.split_once(TARGET_SEPARATOR)?;
+    (made_for == realm).then(|| uri.to_owned())
+}
+
 /// Ticket and session operations over a shared store.
 #[derive(Debug, Clone)]
 pub struct Core {
@@ -56,8 +67,9 @@ impl Core {
 
     /// Issues a ticket for `identity`, redeemable once in `realm` within the ticket
     /// lifetime. `new_id` draws the id in the dialect's format ([`id::qps_ticket`] or
-    /// [`id::web_ticket`]). A `target_id` that names a live target fills
-    /// [`Ticket::target_uri`]; an unknown one leaves it empty.
+    /// [`id::web_ticket`]). A `target_id` that names a live target made for the same
+    /// realm ([`new_target`](Self::new_target)) fills [`Ticket::target_uri`]; an unknown
+    /// one, or one made for another realm, leaves it empty.
     pub async fn issue_ticket(
         &self,
         realm: &str,
@@ -66,7 +78,11 @@ impl Core {
         new_id: fn() -> String,
     ) -> Result<(String, Ticket), StoreError> {
         let target_uri = match target_id {
-            Some(t) if !t.is_empty() => self.store.target(t).await?,
+            Some(t) if !t.is_empty() => self
+                .store
+                .target(t)
+                .await?
+                .and_then(|stored| target_in(&stored, realm)),
             _ => None,
         };
         let ticket = Ticket {
@@ -120,13 +136,19 @@ impl Core {
         Ok(redemption)
     }
 
-    /// Remembers `uri` under a new target id and returns the id.
-    pub async fn new_target(&self, uri: &str) -> Result<String, StoreError> {
+    /// Remembers `uri` under a new target id, for tickets issued in `realm` only, and
+    /// returns the id.
+    ///
+    /// A target id travels through the authentication module in the clear. Bound to the
+    /// virtual proxy that made it, it cannot send a user who logs in through one proxy to
+    /// the address another proxy's login page was asked for.
+    pub async fn new_target(&self, realm: &str, uri: &str) -> Result<String, StoreError> {
+        let value = [realm, TARGET_SEPARATOR, uri].concat();
         for _ in 0..ID_ATTEMPTS {
             let id = id::guid();
             match self
                 .store
-                .insert_target(&id, uri, self.lifetimes.target)
+                .insert_target(&id, &value, self.lifetimes.target)
                 .await
             {
                 Err(StoreError::Conflict) => continue,
@@ -331,7 +353,7 @@ mod tests {
     async fn a_known_target_id_fills_the_target_uri() {
         let core = core();
         let target = core
-            .new_target("http://localhost:8080/ext/hub/")
+            .new_target("r", "http://localhost:8080/ext/hub/")
             .await
             .unwrap();
         let (_, t) = core
@@ -474,5 +496,47 @@ mod tests {
             ended("portal-1", EndReason::Evicted)
         );
         assert!(events.try_recv().is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_target_id_fills_the_target_uri_only_in_the_realm_that_made_it() {
+        let core = core();
+        let uri = "http://localhost:8080/ext/hub/?a=1\tb";
+        let target = core.new_target("qps/ext", uri).await.unwrap();
+        let issue = |realm: &'static str| {
+            let (core, target) = (core.clone(), target.clone());
+            async move {
+                core.issue_ticket(realm, user(), Some(&target), id::qps_ticket)
+                    .await
+                    .unwrap()
+                    .1
+                    .target_uri
+            }
+        };
+        assert_eq!(issue("qps/ext").await.as_deref(), Some(uri));
+        for other in ["qps/", "qps/ex", "qps/ext2", "qlikview"] {
+            assert_eq!(issue(other).await, None, "{other}");
+        }
+        // A realm that is a prefix of another, or a URI that looks like a realm, changes
+        // nothing.
+        let tricky = core
+            .new_target("qps/", "qps/ext\nhttp://evil/")
+            .await
+            .unwrap();
+        let (_, t) = core
+            .issue_ticket("qps/ext", user(), Some(&tricky), id::qps_ticket)
+            .await
+            .unwrap();
+        assert_eq!(t.target_uri, None);
+        // A value stored by an earlier version (the URI alone) fills nothing.
+        core.store
+            .insert_target("legacy", "http://localhost/hub/", Duration::from_secs(60))
+            .await
+            .unwrap();
+        let (_, t) = core
+            .issue_ticket("qps/ext", user(), Some("legacy"), id::qps_ticket)
+            .await
+            .unwrap();
+        assert_eq!(t.target_uri, None);
     }
 }
