@@ -383,6 +383,81 @@ macro_rules! store_contract {
             }
 
             #[tokio::test]
+            async fn a_value_reads_many_times_and_is_taken_once() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                s.insert_value("oidc:abc", "state", LONG).await.unwrap();
+                for _ in 0..3 {
+                    assert_eq!(s.value("oidc:abc").await.unwrap().as_deref(), Some("state"));
+                }
+                assert_eq!(
+                    s.take_value("oidc:abc").await.unwrap().as_deref(),
+                    Some("state")
+                );
+                assert_eq!(s.take_value("oidc:abc").await.unwrap(), None);
+                assert_eq!(s.value("oidc:abc").await.unwrap(), None);
+                assert_eq!(s.value("never-stored").await.unwrap(), None);
+                assert_eq!(s.take_value("never-stored").await.unwrap(), None);
+            }
+
+            #[tokio::test]
+            async fn a_live_value_is_never_overwritten() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                s.insert_value("k", "first", LONG).await.unwrap();
+                assert!(matches!(
+                    s.insert_value("k", "second", LONG).await,
+                    Err(StoreError::Conflict)
+                ));
+                assert_eq!(s.value("k").await.unwrap().as_deref(), Some("first"));
+                // Taken, the key is free again.
+                s.take_value("k").await.unwrap();
+                s.insert_value("k", "second", LONG).await.unwrap();
+                assert_eq!(s.value("k").await.unwrap().as_deref(), Some("second"));
+            }
+
+            #[tokio::test]
+            async fn values_and_target_ids_live_apart() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                s.insert_target("g1", "http://localhost/hub/", LONG)
+                    .await
+                    .unwrap();
+                s.insert_value("g1", "state", LONG).await.unwrap();
+                assert_eq!(s.value("g1").await.unwrap().as_deref(), Some("state"));
+                assert_eq!(
+                    s.target("g1").await.unwrap().as_deref(),
+                    Some("http://localhost/hub/")
+                );
+                s.take_value("g1").await.unwrap();
+                assert!(s.target("g1").await.unwrap().is_some());
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sixteen_concurrent_value_takes_have_exactly_one_winner() {
+                let Some(b) = $make().await else { return };
+                for n in 0..100 {
+                    let key = format!("race-{n}");
+                    b.store.insert_value(&key, "state", LONG).await.unwrap();
+                    let start = Arc::new(tokio::sync::Barrier::new(16));
+                    let racers: Vec<_> = (0..16)
+                        .map(|_| {
+                            let (store, key, start) = (b.store.clone(), key.clone(), start.clone());
+                            tokio::spawn(async move {
+                                start.wait().await;
+                                store.take_value(&key).await.unwrap().is_some()
+                            })
+                        })
+                        .collect();
+                    let mut winners = 0;
+                    for r in racers {
+                        winners += usize::from(r.await.unwrap());
+                    }
+                    assert_eq!(winners, 1, "value {key} was taken {winners} times");
+                }
+            }
+
+            #[tokio::test]
             async fn a_session_is_inserted_touched_read_and_removed() {
                 let Some(b) = $make().await else { return };
                 let s = &b.store;
@@ -737,6 +812,21 @@ macro_rules! store_contract {
             }
 
             #[$timed]
+            async fn values_expire_after_their_ttl() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                s.insert_value("read", "a", TTL).await.unwrap();
+                s.insert_value("taken", "b", TTL).await.unwrap();
+                advance(TTL * 4 / 10).await;
+                assert!(s.value("read").await.unwrap().is_some());
+                advance(TTL * 8 / 10).await;
+                assert!(eventually!(GRACE, s.value("read").await.unwrap().is_none()));
+                // Taking is a read too: once the TTL has passed on our side it has passed
+                // on the server's.
+                assert_eq!(s.take_value("taken").await.unwrap(), None);
+            }
+
+            #[$timed]
             async fn sessions_slide_on_touch_and_end_when_idle() {
                 let Some(b) = $make().await else { return };
                 let s = &b.store;
@@ -806,6 +896,7 @@ macro_rules! store_contract {
                 s.insert_target("g1", "http://localhost/a", TTL)
                     .await
                     .unwrap();
+                s.insert_value("v1", "a", TTL).await.unwrap();
                 s.insert_session(&session(REALM, "s1", "jdoe"), TTL, None)
                     .await
                     .unwrap();
@@ -815,6 +906,8 @@ macro_rules! store_contract {
                 s.insert_target("g1", "http://localhost/b", TTL)
                     .await
                     .unwrap();
+                s.insert_value("v1", "b", TTL).await.unwrap();
+                assert_eq!(s.value("v1").await.unwrap().as_deref(), Some("b"));
                 let theirs = session(REALM, "s1", "other");
                 s.insert_session(&theirs, TTL, limit(1, false))
                     .await

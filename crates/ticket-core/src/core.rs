@@ -265,6 +265,26 @@ impl Core {
         self.store.subscribe()
     }
 
+    /// Keeps `value` under `key` for `ttl`: short-lived state that any node may need to
+    /// finish what another began, such as an OpenID Connect login in progress (its state,
+    /// nonce, PKCE verifier and the page first asked for) or the session a JWT started.
+    /// Fails with [`StoreError::Conflict`] while the key is live: nothing is overwritten.
+    pub async fn put_value(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.store.insert_value(key, value, ttl).await
+    }
+
+    /// The live value under `key`, left in place: it may be read any number of times.
+    pub async fn value(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.store.value(key).await
+    }
+
+    /// Removes and returns the live value under `key`, once: of racing takes exactly one
+    /// gets it, as with tickets (a login's callback replayed, or raced on two nodes, finds
+    /// nothing the second time).
+    pub async fn take_value(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.store.take_value(key).await
+    }
+
     /// Whether the store answers (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.store.ping().await
@@ -538,5 +558,39 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(t.target_uri, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_value_reads_until_taken_once_or_expired() {
+        let core = core();
+        let ttl = Duration::from_secs(300);
+        let login = r#"{"nonce":"n","verifier":"v","target":"/hub/"}"#;
+        core.put_value("oidc:state:abc", login, ttl).await.unwrap();
+        assert!(matches!(
+            core.put_value("oidc:state:abc", "other", ttl).await,
+            Err(StoreError::Conflict)
+        ));
+        for _ in 0..3 {
+            assert_eq!(
+                core.value("oidc:state:abc").await.unwrap().as_deref(),
+                Some(login)
+            );
+        }
+        assert_eq!(
+            core.take_value("oidc:state:abc").await.unwrap().as_deref(),
+            Some(login)
+        );
+        assert_eq!(core.take_value("oidc:state:abc").await.unwrap(), None);
+        assert_eq!(core.value("oidc:state:abc").await.unwrap(), None);
+
+        core.put_value("jwt:x", "session-1", ttl).await.unwrap();
+        tokio::time::advance(ttl).await;
+        assert_eq!(core.value("jwt:x").await.unwrap(), None);
+        assert_eq!(core.take_value("jwt:x").await.unwrap(), None);
+        core.put_value("jwt:x", "session-2", ttl).await.unwrap();
+        assert_eq!(
+            core.value("jwt:x").await.unwrap().as_deref(),
+            Some("session-2")
+        );
     }
 }

@@ -1,12 +1,13 @@
 //! The storage contract both dialects rely on, and its backends.
 //!
-//! A store keeps three kinds of entry, each with its own lifetime rule:
+//! A store keeps four kinds of entry, each with its own lifetime rule:
 //!
-//! | entry     | key                  | lifetime                                   | read        |
-//! |-----------|----------------------|--------------------------------------------|-------------|
-//! | ticket    | ticket id            | fixed TTL from insertion                   | taken once  |
-//! | target id | GUID                 | fixed TTL from insertion                   | read often  |
-//! | session   | `(realm, session id)`| sliding: every touch restarts the timeout  | read often  |
+//! | entry     | key                  | lifetime                                   | read                |
+//! |-----------|----------------------|--------------------------------------------|---------------------|
+//! | ticket    | ticket id            | fixed TTL from insertion                   | taken once          |
+//! | target id | GUID                 | fixed TTL from insertion                   | read often          |
+//! | session   | `(realm, session id)`| sliding: every touch restarts the timeout  | read often          |
+//! | value     | the caller's key     | fixed TTL from insertion                   | read, or taken once |
 //!
 //! Stores also carry the session-end events of [`crate::events`] between the nodes that
 //! share them.
@@ -46,7 +47,8 @@ pub enum StoreError {
 ///
 /// Contract every backend keeps (and `tests/store_contract.rs` checks for each):
 /// - **Single use.** Of any number of concurrent [`take_ticket`](Store::take_ticket) calls
-///   for one live ticket, exactly one returns `Some`; every later call returns `None`.
+///   for one live ticket, exactly one returns `Some`; every later call returns `None`. The
+///   same holds for [`take_value`](Store::take_value).
 /// - **Expiry.** An entry whose lifetime has passed is never returned, whether or not it has
 ///   been purged yet. Unknown, used and expired tickets all read as `None`: callers cannot
 ///   and need not tell them apart.
@@ -72,6 +74,19 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
 
     /// The URL stored under a target id, if it is still live.
     async fn target(&self, id: &str) -> Result<Option<String>, StoreError>;
+
+    /// Keeps `value` under `key` for `ttl`: short-lived state that whichever node gets the
+    /// next request must find (an OpenID Connect login in progress; the session a JWT
+    /// started). Values live apart from target ids: the same key may name one of each.
+    async fn insert_value(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError>;
+
+    /// The value under `key`, if it is still live; reading does not use it up.
+    async fn value(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Removes and returns the value under `key`, atomically, as
+    /// [`take_ticket`](Store::take_ticket) does: of any number of concurrent takes of one
+    /// live value, exactly one returns it.
+    async fn take_value(&self, key: &str) -> Result<Option<String>, StoreError>;
 
     /// Starts a session that ends after `idle` without a [`touch_session`](Store::touch_session).
     ///

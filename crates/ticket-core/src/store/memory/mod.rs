@@ -16,7 +16,9 @@
 //!
 //! - `sharded`: the sharded hash table every map is built on, and its sweep.
 //! - `compact`: tickets and sessions as one byte string each.
-//! - `tickets`, `targets`, `sessions`, `users`: one map each, with the operations on it.
+//! - `tickets`, `sessions`, `users`: one map each, with the operations on it.
+//! - `values`: short-lived values under a key, for the target ids' map and the
+//!   single-use values' map.
 //! - `purge`: the background sweep and what it reports.
 //! - `store`: the [`Store`](crate::store::Store) implementation, which only delegates.
 
@@ -25,9 +27,9 @@ mod purge;
 mod sessions;
 mod sharded;
 mod store;
-mod targets;
 mod tickets;
 mod users;
+mod values;
 
 #[cfg(test)]
 mod tests;
@@ -42,9 +44,9 @@ use tokio::time::Instant;
 use self::compact::TicketKey;
 use self::sessions::SessionSlot;
 use self::sharded::Sharded;
-use self::targets::TargetEntry;
 use self::tickets::TicketBlob;
 use self::users::UserEntry;
+use self::values::ValueEntry;
 use crate::events::{SessionEnded, EVENT_BUFFER};
 use crate::store::OwnedTask;
 
@@ -67,7 +69,11 @@ pub struct MemoryStore {
 struct Maps {
     /// Tickets in their compact form: an inline key and one allocation each.
     tickets: Sharded<(TicketKey, TicketBlob)>,
-    targets: Sharded<TargetEntry>,
+    /// Target ids: a realm and a URL each (the store only sees a string).
+    targets: Sharded<ValueEntry>,
+    /// Single-use values ([`Store::insert_value`](crate::store::Store::insert_value)), in a
+    /// map of their own: a caller's key never meets a target id.
+    values: Sharded<ValueEntry>,
     /// Keyed by `(session.realm, session.id)`, which the entry itself holds.
     sessions: Sharded<SessionSlot>,
     /// `(realm, user key)` → the user's sessions, oldest first, each named by its creation
@@ -100,18 +106,19 @@ impl MemoryStore {
         }
     }
 
-    /// Entries held, expired or not: `(tickets, targets, sessions)`.
-    pub fn len(&self) -> (usize, usize, usize) {
+    /// Entries held, expired or not: `(tickets, targets, sessions, values)`.
+    pub fn len(&self) -> (usize, usize, usize, usize) {
         (
             self.maps.tickets.len(),
             self.maps.targets.len(),
             self.maps.sessions.len(),
+            self.maps.values.len(),
         )
     }
 
     /// Whether the store holds no entry at all.
     pub fn is_empty(&self) -> bool {
-        self.len() == (0, 0, 0)
+        self.len() == (0, 0, 0, 0)
     }
 }
 
@@ -126,6 +133,7 @@ impl Maps {
         Maps {
             tickets: Sharded::default(),
             targets: Sharded::default(),
+            values: Sharded::default(),
             sessions: Sharded::default(),
             users: Sharded::default(),
             seq: AtomicU64::new(0),

@@ -26,6 +26,8 @@ pub struct Purged {
     pub targets: usize,
     /// Sessions that timed out.
     pub sessions: usize,
+    /// Single-use values that expired unused.
+    pub values: usize,
 }
 
 impl std::ops::AddAssign for Purged {
@@ -33,6 +35,7 @@ impl std::ops::AddAssign for Purged {
         self.tickets += other.tickets;
         self.targets += other.targets;
         self.sessions += other.sessions;
+        self.values += other.values;
     }
 }
 
@@ -85,6 +88,7 @@ impl MemoryStore {
                             tickets = purged.tickets,
                             targets = purged.targets,
                             sessions = purged.sessions,
+                            values = purged.values,
                             "purged expired entries"
                         );
                     }
@@ -133,6 +137,7 @@ impl Maps {
                 targets: self
                     .targets
                     .sweep_shard(index, |t| t.expires <= now, |_| {}),
+                values: self.values.sweep_shard(index, |v| v.expires <= now, |_| {}),
                 sessions: self.sessions.sweep_shard(
                     index,
                     |e| e.expires <= now,

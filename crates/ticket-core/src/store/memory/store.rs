@@ -27,11 +27,23 @@ impl Store for MemoryStore {
     }
 
     async fn insert_target(&self, id: &str, uri: &str, ttl: Duration) -> Result<(), StoreError> {
-        self.maps.insert_target(id, uri, ttl)
+        self.maps.targets.insert_value(id, uri, ttl)
     }
 
     async fn target(&self, id: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.maps.target(id))
+        Ok(self.maps.targets.value(id))
+    }
+
+    async fn insert_value(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.maps.values.insert_value(key, value, ttl)
+    }
+
+    async fn value(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.maps.values.value(key))
+    }
+
+    async fn take_value(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.maps.values.take_value(key))
     }
 
     async fn insert_session(

@@ -113,7 +113,7 @@ async fn borrowed_lookups_find_what_owned_inserts_stored() {
         Some("http://localhost/hub/")
     );
     assert_eq!(store.remove_session(&realm, &id).await.unwrap(), Some(s));
-    assert_eq!(store.len(), (0, 1, 0));
+    assert_eq!(store.len(), (0, 1, 0, 0));
     assert_eq!(store.maps.users.len(), 0);
 }
 
@@ -398,6 +398,10 @@ async fn the_purge_reports_expiry_with_every_lock_released() {
         .insert_target("g1", "http://localhost/", ttl)
         .await
         .unwrap();
+    store
+        .insert_value("oidc:state", "pending", ttl)
+        .await
+        .unwrap();
     tokio::time::advance(ttl).await;
 
     capture_reliably();
@@ -415,7 +419,8 @@ async fn the_purge_reports_expiry_with_every_lock_released() {
         Purged {
             tickets: 3,
             targets: 1,
-            sessions: 1
+            sessions: 1,
+            values: 1,
         }
     );
     let seen = std::mem::take(&mut *lock(&seen));
@@ -461,7 +466,7 @@ async fn the_purge_reports_expiry_with_every_lock_released() {
         1
     );
 
-    assert_eq!(store.len(), (1, 0, 0));
+    assert_eq!(store.len(), (1, 0, 0, 0));
     assert_eq!(store.maps.users.len(), 0);
     assert!(store
         .take_ticket("StillLiveTicketX")

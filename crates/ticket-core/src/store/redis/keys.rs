@@ -26,6 +26,10 @@ impl Keys {
         self.join(&["target:", id])
     }
 
+    pub(super) fn value(&self, key: &str) -> String {
+        self.join(&["value:", key])
+    }
+
     /// `P session:<realm>:`: a session's key is this followed by its id.
     pub(super) fn session_base(&self, realm: &str) -> String {
         self.join(&["session:", &escape(realm), ":"])
@@ -75,6 +79,7 @@ mod tests {
         let k = keys();
         assert_eq!(k.ticket("ABC"), "p:ticket:ABC");
         assert_eq!(k.target("g"), "p:target:g");
+        assert_eq!(k.value("oidc:state:x"), "p:value:oidc:state:x");
         assert_eq!(k.session_base("qps/ext"), "p:session:qps/ext:");
         assert_eq!(k.user_base("qlikview"), "p:user:qlikview:");
         assert_eq!(k.realm("qps/"), "p:realm:qps/");

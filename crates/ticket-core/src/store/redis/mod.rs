@@ -14,7 +14,8 @@
 //! | key                          | type   | value                                        | expiry        |
 //! |------------------------------|--------|----------------------------------------------|---------------|
 //! | `P ticket:<id>`              | string | JSON of user key, realm, identity, target, tab-separated | `PX` ttl |
-//! | `P target:<id>`              | string | the URI                                      | `PX` ttl      |
+//! | `P target:<id>`              | string | the realm and the URI, a line break between  | `PX` ttl      |
+//! | `P value:<key>`              | string | the value                                    | `PX` ttl      |
 //! | `P session:<realm>:<id>`     | string | `{"idle_ms", "user_key", "session"}` as JSON | `PX` idle     |
 //! | `P user:<realm>:<user_key>`  | zset   | session ids scored by creation sequence      | ≥ its members |
 //! | `P realm:<realm>`            | zset   | session ids scored by creation sequence      | ≥ its members |
@@ -31,6 +32,7 @@
 //!   every other one finds nothing. A redemption takes the ticket and inserts its session
 //!   in one script (`REDEEM_TICKET`), so the same holds for it.
 //! - **Target ids** are `SET NX PX` and plain `GET`s: they may be read any number of times.
+//! - **Values** are `SET NX PX`, read with `GET` and taken with `GETDEL`, as tickets are.
 //! - **Sessions** carry their idle timeout inside the value, so touching one is a script
 //!   that reads it and restarts its expiry in the same step; a session about to expire is
 //!   either touched or gone, never half of each.

@@ -92,6 +92,29 @@ impl Store for RedisStore {
             .await
     }
 
+    async fn insert_value(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.set_new("insert_value", self.keys.value(key), value, ttl)
+            .await
+    }
+
+    async fn value(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.keys.value(key));
+        self.run("value", |mut conn| async move {
+            cmd.query_async(&mut conn).await
+        })
+        .await
+    }
+
+    async fn take_value(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let mut cmd = redis::cmd("GETDEL");
+        cmd.arg(self.keys.value(key));
+        self.run("take_value", |mut conn| async move {
+            cmd.query_async(&mut conn).await
+        })
+        .await
+    }
+
     async fn target(&self, id: &str) -> Result<Option<String>, StoreError> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(self.keys.target(id));
