@@ -1,7 +1,9 @@
 //! Several gateway nodes on one Redis: any node redeems any ticket and serves any session,
 //! a logout on one ends the session on all, tickets stay single use across nodes, a
-//! restarted node finds everything where it was, and a Redis outage is answered with a
-//! quick `503` in each dialect's format until Redis is back.
+//! restarted node finds everything where it was, a Redis outage is answered with a quick
+//! `503` in each dialect's format until Redis is back, and once it is back no request
+//! fails, the first one on an idle node included. A session ended on one node is heard on
+//! every node, so that each closes its WebSockets.
 //!
 //! Each test runs its own `redis-server` ([`RedisServer`]) and skips without one (fails
 //! under `CI=true`). These are real sockets and a real server, so time is real time.
@@ -16,7 +18,9 @@ use gateway_tests::{cookie, get, post_ticket, raw, redis_store, ticket, RawRespo
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use ticket_core::{Core, EndReason, Identity, Lifetimes, SessionEnded, SessionLimit};
 use ticket_gateway::config::defaults;
+use tokio::sync::broadcast;
 
 /// The `[store] timeout_ms` default, as the nodes of a deployment use it.
 const STORE_TIMEOUT: Duration = defaults::STORE_TIMEOUT;
@@ -370,6 +374,191 @@ async fn tickets_and_sessions_outlive_a_node_restart() {
     );
     // And the node that kept running agrees.
     assert_eq!(hub(b.frontend, &qps_session).await.status, 200);
+}
+
+/// The reported defect, end to end: Redis restarts while two nodes sit idle, and the
+/// first request each node gets afterwards succeeds: node A's readiness probe and a login
+/// (a ticket issued on B, redeemed on A, its session used on B).
+#[tokio::test]
+async fn after_a_redis_restart_the_first_request_on_each_idle_node_succeeds() {
+    let Some(server) = redis().await else { return };
+    let (a, b) = (node(&server, "").await, node(&server, "").await);
+    assert!(round_trip_works(&a).await);
+    assert!(round_trip_works(&b).await);
+
+    let _server = tokio::task::spawn_blocking(move || {
+        let mut server = server;
+        server.restart();
+        server
+    })
+    .await
+    .expect("restarting redis-server panicked");
+
+    let ready = get(a.api, "/readyz", "").await;
+    assert_eq!(ready.status, 200, "/readyz: {}", ready.text());
+    let t = ticket(b.api, "").await;
+    let res = redeem(a.frontend, &t).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(hub(b.frontend, &cookie(&res)).await.status, 200);
+}
+
+// ---- Session-end events between nodes -------------------------------------------------
+
+/// A node's core over its own connection to `server`, under `prefix`.
+async fn core_node(server: &RedisServer, prefix: &str) -> Core {
+    Core::new(
+        redis_store(server, prefix, STORE_TIMEOUT).await,
+        Lifetimes::default(),
+    )
+}
+
+/// The next event `rx` hears, within one second.
+async fn heard(rx: &mut broadcast::Receiver<SessionEnded>) -> SessionEnded {
+    tokio::time::timeout(Duration::from_secs(1), rx.recv())
+        .await
+        .expect("no event within a second")
+        .expect("the event channel")
+}
+
+fn identity(user: &str) -> Identity {
+    Identity::Qps {
+        user_directory: "ACME".into(),
+        user_id: user.into(),
+        attributes: Vec::new(),
+    }
+}
+
+/// A logout on one node closes the session's WebSockets on every node within a second:
+/// every session a core ends (by id, by user, by eviction) is heard, with its reason, by
+/// the receivers of every node of the deployment, and by no node of another one.
+#[tokio::test]
+async fn a_session_ended_on_one_node_is_heard_on_every_node_within_a_second() {
+    let Some(server) = redis().await else { return };
+    let (a, b) = (
+        core_node(&server, PREFIX).await,
+        core_node(&server, PREFIX).await,
+    );
+    let elsewhere = core_node(&server, "another-deployment:").await;
+    let (mut on_a, mut on_b) = (a.session_events(), b.session_events());
+    let mut on_elsewhere = elsewhere.session_events();
+    let realm = "qps/";
+    let idle = Duration::from_secs(600);
+    let mut started = Vec::new();
+    for _ in 0..3 {
+        started.push(
+            a.start_session(realm, identity("jdoe"), idle, None)
+                .await
+                .unwrap()
+                .0,
+        );
+    }
+    let event = |id: &str, reason| SessionEnded {
+        realm: realm.into(),
+        id: id.into(),
+        reason,
+    };
+
+    // A logout on A.
+    let sent = Instant::now();
+    a.end_session(realm, &started[0].id, EndReason::LoggedOut)
+        .await
+        .unwrap()
+        .expect("live");
+    let expected = event(&started[0].id, EndReason::LoggedOut);
+    assert_eq!(heard(&mut on_b).await, expected);
+    assert!(sent.elapsed() < Duration::from_secs(1));
+    assert_eq!(
+        heard(&mut on_a).await,
+        expected,
+        "the node that ended it hears it too"
+    );
+
+    // The user API on B ends the rest.
+    let ended = b
+        .end_user_sessions(realm, &identity("jdoe").user_key(), EndReason::LoggedOut)
+        .await
+        .unwrap();
+    assert_eq!(ended.len(), 2);
+    for s in &started[1..] {
+        assert_eq!(heard(&mut on_a).await, event(&s.id, EndReason::LoggedOut));
+        assert_eq!(heard(&mut on_b).await, event(&s.id, EndReason::LoggedOut));
+    }
+
+    // A login on B that evicts the user's older session.
+    let one = Some(SessionLimit {
+        max: 1,
+        evict_oldest: true,
+    });
+    let (old, _) = b
+        .start_session(realm, identity("mdoe"), idle, one)
+        .await
+        .unwrap();
+    let (_, evicted) = b
+        .start_session(realm, identity("mdoe"), idle, one)
+        .await
+        .unwrap();
+    assert_eq!(evicted, std::slice::from_ref(&old));
+    assert_eq!(heard(&mut on_a).await, event(&old.id, EndReason::Evicted));
+
+    // Another deployment sharing the server hears none of it.
+    assert!(on_elsewhere.try_recv().is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), on_elsewhere.recv())
+            .await
+            .is_err()
+    );
+}
+
+/// After Redis restarts, every node subscribes again by itself, and events flow again.
+#[tokio::test]
+async fn session_events_are_heard_again_after_redis_restarts() {
+    let Some(server) = redis().await else { return };
+    let (a, b) = (
+        core_node(&server, PREFIX).await,
+        core_node(&server, PREFIX).await,
+    );
+    let mut on_b = b.session_events();
+    let server = tokio::task::spawn_blocking(move || {
+        let mut server = server;
+        server.restart();
+        server
+    })
+    .await
+    .expect("restarting redis-server panicked");
+
+    let restarted = Instant::now();
+    loop {
+        let list = server.command(&["CLIENT", "LIST"]).await.unwrap();
+        let subscribed = list
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(" sub=1 "))
+            .count();
+        if subscribed == 2 {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(3),
+            "{subscribed} of 2 nodes subscribed again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (s, _) = a
+        .start_session("qps/", identity("jdoe"), Duration::from_secs(600), None)
+        .await
+        .unwrap();
+    a.end_session("qps/", &s.id, EndReason::LoggedOut)
+        .await
+        .unwrap()
+        .expect("live");
+    assert_eq!(
+        heard(&mut on_b).await,
+        SessionEnded {
+            realm: "qps/".into(),
+            id: s.id,
+            reason: EndReason::LoggedOut,
+        }
+    );
 }
 
 // ---- Redis down under load ---------------------------------------------------------------

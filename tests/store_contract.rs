@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway_tests::redis_server::RedisServer;
+use gateway_tests::redis_server::{RedisServer, Relay};
 use ticket_core::{
-    Identity, MemoryStore, Redemption, RedisConfig, RedisStore, Session, SessionLimit, Store,
-    StoreError, Ticket,
+    EndReason, Identity, MemoryStore, Redemption, RedisConfig, RedisStore, Session, SessionEnded,
+    SessionLimit, Store, StoreError, Ticket,
 };
 
 /// A store under test, and the server behind it when there is one.
@@ -98,12 +98,10 @@ fn ticket(name: &str) -> Ticket {
     }
 }
 
+/// A session with a fresh CSRF token: reading one back equal to what was stored proves
+/// the token survived too.
 fn session(realm: &str, id: &str, name: &str) -> Session {
-    Session {
-        realm: realm.into(),
-        id: id.into(),
-        identity: user(name),
-    }
+    Session::new(realm, id, user(name))
 }
 
 fn ids(sessions: &[Session]) -> Vec<&str> {
@@ -385,6 +383,81 @@ macro_rules! store_contract {
             }
 
             #[tokio::test]
+            async fn a_value_reads_many_times_and_is_taken_once() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                s.insert_value("oidc:abc", "state", LONG).await.unwrap();
+                for _ in 0..3 {
+                    assert_eq!(s.value("oidc:abc").await.unwrap().as_deref(), Some("state"));
+                }
+                assert_eq!(
+                    s.take_value("oidc:abc").await.unwrap().as_deref(),
+                    Some("state")
+                );
+                assert_eq!(s.take_value("oidc:abc").await.unwrap(), None);
+                assert_eq!(s.value("oidc:abc").await.unwrap(), None);
+                assert_eq!(s.value("never-stored").await.unwrap(), None);
+                assert_eq!(s.take_value("never-stored").await.unwrap(), None);
+            }
+
+            #[tokio::test]
+            async fn a_live_value_is_never_overwritten() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                s.insert_value("k", "first", LONG).await.unwrap();
+                assert!(matches!(
+                    s.insert_value("k", "second", LONG).await,
+                    Err(StoreError::Conflict)
+                ));
+                assert_eq!(s.value("k").await.unwrap().as_deref(), Some("first"));
+                // Taken, the key is free again.
+                s.take_value("k").await.unwrap();
+                s.insert_value("k", "second", LONG).await.unwrap();
+                assert_eq!(s.value("k").await.unwrap().as_deref(), Some("second"));
+            }
+
+            #[tokio::test]
+            async fn values_and_target_ids_live_apart() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                s.insert_target("g1", "http://localhost/hub/", LONG)
+                    .await
+                    .unwrap();
+                s.insert_value("g1", "state", LONG).await.unwrap();
+                assert_eq!(s.value("g1").await.unwrap().as_deref(), Some("state"));
+                assert_eq!(
+                    s.target("g1").await.unwrap().as_deref(),
+                    Some("http://localhost/hub/")
+                );
+                s.take_value("g1").await.unwrap();
+                assert!(s.target("g1").await.unwrap().is_some());
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sixteen_concurrent_value_takes_have_exactly_one_winner() {
+                let Some(b) = $make().await else { return };
+                for n in 0..100 {
+                    let key = format!("race-{n}");
+                    b.store.insert_value(&key, "state", LONG).await.unwrap();
+                    let start = Arc::new(tokio::sync::Barrier::new(16));
+                    let racers: Vec<_> = (0..16)
+                        .map(|_| {
+                            let (store, key, start) = (b.store.clone(), key.clone(), start.clone());
+                            tokio::spawn(async move {
+                                start.wait().await;
+                                store.take_value(&key).await.unwrap().is_some()
+                            })
+                        })
+                        .collect();
+                    let mut winners = 0;
+                    for r in racers {
+                        winners += usize::from(r.await.unwrap());
+                    }
+                    assert_eq!(winners, 1, "value {key} was taken {winners} times");
+                }
+            }
+
+            #[tokio::test]
             async fn a_session_is_inserted_touched_read_and_removed() {
                 let Some(b) = $make().await else { return };
                 let s = &b.store;
@@ -407,6 +480,53 @@ macro_rules! store_contract {
                     .unwrap()
                     .is_empty());
                 assert!(s.sessions(REALM).await.unwrap().is_empty());
+            }
+
+            #[tokio::test]
+            async fn a_sessions_csrf_token_survives_every_read() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                let a = session(REALM, "s1", "jdoe");
+                assert_eq!(a.csrf_token.len(), 32);
+                s.insert_session(&a, LONG, limit(2, true)).await.unwrap();
+                let token = |x: Option<Session>| x.map(|x| x.csrf_token);
+                let a_token = Some(a.csrf_token.clone());
+                assert_eq!(token(s.touch_session(REALM, "s1").await.unwrap()), a_token);
+                assert_eq!(token(s.session(REALM, "s1").await.unwrap()), a_token);
+                assert_eq!(s.sessions(REALM).await.unwrap(), std::slice::from_ref(&a));
+                assert_eq!(
+                    s.user_sessions(REALM, &user_key("jdoe")).await.unwrap(),
+                    std::slice::from_ref(&a)
+                );
+
+                // A redeemed ticket's session gets a token of its own, kept the same way.
+                s.insert_ticket("T1", &ticket("jdoe"), LONG).await.unwrap();
+                let Redemption::Started {
+                    session: started, ..
+                } = s
+                    .redeem_ticket("T1", REALM, LONG, limit(2, true), fresh_id)
+                    .await
+                    .unwrap()
+                else {
+                    panic!("no session")
+                };
+                assert_eq!(started.csrf_token.len(), 32);
+                assert_ne!(started.csrf_token, a.csrf_token);
+                assert_eq!(
+                    s.session(REALM, &started.id).await.unwrap().as_ref(),
+                    Some(&started)
+                );
+
+                // Evicted and removed sessions come back with theirs.
+                let evicted = s
+                    .insert_session(&session(REALM, "s3", "jdoe"), LONG, limit(2, true))
+                    .await
+                    .unwrap();
+                assert_eq!(evicted, [a]);
+                assert_eq!(
+                    s.remove_session(REALM, &started.id).await.unwrap(),
+                    Some(started)
+                );
             }
 
             #[tokio::test]
@@ -468,6 +588,33 @@ macro_rules! store_contract {
                 assert_eq!(ids(&s.sessions("qps/").await.unwrap()), ["e"]);
                 assert!(s.sessions("qlikview").await.unwrap().is_empty());
                 assert!(s.user_sessions(REALM, "nobody").await.unwrap().is_empty());
+            }
+
+            #[tokio::test]
+            async fn sessions_are_counted_per_realm() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                assert_eq!(s.count_sessions(REALM).await.unwrap(), 0);
+                for (realm, id, who) in [
+                    (REALM, "a", "jdoe"),
+                    (REALM, "b", "other"),
+                    (REALM, "c", "jdoe"),
+                    ("qps/", "a", "jdoe"),
+                ] {
+                    s.insert_session(&session(realm, id, who), LONG, None)
+                        .await
+                        .unwrap();
+                }
+                assert_eq!(s.count_sessions(REALM).await.unwrap(), 3);
+                assert_eq!(s.count_sessions("qps/").await.unwrap(), 1);
+                assert_eq!(s.count_sessions("qlikview").await.unwrap(), 0);
+                s.remove_session(REALM, "b").await.unwrap();
+                assert_eq!(s.count_sessions(REALM).await.unwrap(), 2);
+                s.remove_user_sessions(REALM, &user_key("jdoe"))
+                    .await
+                    .unwrap();
+                assert_eq!(s.count_sessions(REALM).await.unwrap(), 0);
+                assert_eq!(s.count_sessions("qps/").await.unwrap(), 1);
             }
 
             #[tokio::test]
@@ -665,6 +812,21 @@ macro_rules! store_contract {
             }
 
             #[$timed]
+            async fn values_expire_after_their_ttl() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                s.insert_value("read", "a", TTL).await.unwrap();
+                s.insert_value("taken", "b", TTL).await.unwrap();
+                advance(TTL * 4 / 10).await;
+                assert!(s.value("read").await.unwrap().is_some());
+                advance(TTL * 8 / 10).await;
+                assert!(eventually!(GRACE, s.value("read").await.unwrap().is_none()));
+                // Taking is a read too: once the TTL has passed on our side it has passed
+                // on the server's.
+                assert_eq!(s.take_value("taken").await.unwrap(), None);
+            }
+
+            #[$timed]
             async fn sessions_slide_on_touch_and_end_when_idle() {
                 let Some(b) = $make().await else { return };
                 let s = &b.store;
@@ -709,6 +871,7 @@ macro_rules! store_contract {
                         .is_empty()
                 ));
                 assert_eq!(ids(&s.sessions(REALM).await.unwrap()), ["o1"]);
+                assert_eq!(s.count_sessions(REALM).await.unwrap(), 1);
                 // Ended sessions count against no limit and are not evicted again.
                 for id in ["s3", "s4"] {
                     let evicted = s
@@ -733,6 +896,7 @@ macro_rules! store_contract {
                 s.insert_target("g1", "http://localhost/a", TTL)
                     .await
                     .unwrap();
+                s.insert_value("v1", "a", TTL).await.unwrap();
                 s.insert_session(&session(REALM, "s1", "jdoe"), TTL, None)
                     .await
                     .unwrap();
@@ -742,7 +906,10 @@ macro_rules! store_contract {
                 s.insert_target("g1", "http://localhost/b", TTL)
                     .await
                     .unwrap();
-                s.insert_session(&session(REALM, "s1", "other"), TTL, limit(1, false))
+                s.insert_value("v1", "b", TTL).await.unwrap();
+                assert_eq!(s.value("v1").await.unwrap().as_deref(), Some("b"));
+                let theirs = session(REALM, "s1", "other");
+                s.insert_session(&theirs, TTL, limit(1, false))
                     .await
                     .unwrap();
                 assert_eq!(s.take_ticket("T1").await.unwrap(), Some(ticket("other")));
@@ -750,10 +917,7 @@ macro_rules! store_contract {
                     s.target("g1").await.unwrap().as_deref(),
                     Some("http://localhost/b")
                 );
-                assert_eq!(
-                    s.session(REALM, "s1").await.unwrap(),
-                    Some(session(REALM, "s1", "other"))
-                );
+                assert_eq!(s.session(REALM, "s1").await.unwrap(), Some(theirs.clone()));
                 // The first user's index still names "s1": it must not reach the new owner's.
                 let gone = s
                     .remove_user_sessions(REALM, &user_key("jdoe"))
@@ -766,8 +930,43 @@ macro_rules! store_contract {
                     .await
                     .unwrap()
                     .is_empty());
-                let theirs = s.user_sessions(REALM, &user_key("other")).await.unwrap();
-                assert_eq!(ids(&theirs), ["s1"]);
+                let listed = s.user_sessions(REALM, &user_key("other")).await.unwrap();
+                assert_eq!(listed, [theirs]);
+            }
+
+            #[tokio::test]
+            async fn published_events_reach_every_receiver_in_order() {
+                let Some(b) = $make().await else { return };
+                let s = &b.store;
+                let mut first = s.subscribe();
+                let mut second = s.subscribe();
+                let events: Vec<SessionEnded> = [
+                    ("s1", EndReason::LoggedOut),
+                    ("s2", EndReason::Closed),
+                    ("s3", EndReason::Evicted),
+                ]
+                .into_iter()
+                .map(|(id, reason)| SessionEnded {
+                    realm: REALM.into(),
+                    id: id.into(),
+                    reason,
+                })
+                .collect();
+                for e in &events {
+                    s.publish(e).await.unwrap();
+                }
+                for rx in [&mut first, &mut second] {
+                    for e in &events {
+                        let heard = tokio::time::timeout(Duration::from_secs(1), rx.recv())
+                            .await
+                            .expect("an event within a second")
+                            .unwrap();
+                        assert_eq!(&heard, e);
+                    }
+                }
+                // A receiver hears what is published after it subscribed, not before.
+                let mut late = s.subscribe();
+                assert!(late.try_recv().is_err());
             }
 
             #[tokio::test]
@@ -867,6 +1066,271 @@ mod redis_faults {
         server.stop();
     }
 
+    /// The reported defect: once Redis had restarted, the first request on every node
+    /// failed, however long after (idle nodes, `/readyz` included). Four nodes sit idle
+    /// through a restart on the same port; the very first operation of each succeeds,
+    /// whether it comes at once or after a while, and whether it is a plain command or a
+    /// script the new server has never seen.
+    #[tokio::test]
+    async fn the_first_operation_after_a_restart_succeeds_on_every_node() {
+        let Some(server) = tokio::task::spawn_blocking(RedisServer::start)
+            .await
+            .expect("starting redis-server panicked")
+        else {
+            return;
+        };
+        let op_timeout = Duration::from_secs(2);
+        let mut nodes = Vec::new();
+        for _ in 0..4 {
+            nodes.push(connect(&server, op_timeout).await);
+        }
+        for node in &nodes {
+            node.ping().await.unwrap();
+        }
+        let server = tokio::task::spawn_blocking(move || {
+            let mut server = server;
+            server.restart();
+            server
+        })
+        .await
+        .expect("restarting redis-server panicked");
+
+        // At once.
+        nodes[0]
+            .ping()
+            .await
+            .expect("the first ping after the restart");
+        nodes[1]
+            .insert_session(&session(REALM, "s1", "jdoe"), LONG, limit(5, false))
+            .await
+            .expect("the first script after the restart");
+        // After the nodes sat idle for a while.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        nodes[2].ping().await.expect("the first ping after idling");
+        assert_eq!(
+            nodes[3]
+                .take_ticket("never-issued")
+                .await
+                .expect("the first command after idling"),
+            None
+        );
+        assert_eq!(
+            nodes[1].session(REALM, "s1").await.unwrap().map(|s| s.id),
+            Some("s1".to_owned()),
+            "stored on the new server"
+        );
+        drop(server);
+    }
+
+    /// Nodes reconnect by themselves once Redis is back, before anyone asks: an idle
+    /// node's connection is there when its first request comes.
+    #[tokio::test]
+    async fn idle_nodes_reconnect_in_the_background() {
+        let Some(server) = tokio::task::spawn_blocking(RedisServer::start)
+            .await
+            .expect("starting redis-server panicked")
+        else {
+            return;
+        };
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            nodes.push(connect(&server, Duration::from_secs(2)).await);
+        }
+        let server = tokio::task::spawn_blocking(move || {
+            let mut server = server;
+            server.restart();
+            server
+        })
+        .await
+        .expect("restarting redis-server panicked");
+        let command_connections = || async {
+            let list = server.command(&["CLIENT", "LIST"]).await.unwrap();
+            list.unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains(" sub=0 psub=0") && !l.contains("cmd=client|list"))
+                .count()
+        };
+        assert!(
+            eventually!(
+                Duration::from_secs(3),
+                command_connections().await >= nodes.len()
+            ),
+            "the idle nodes did not reconnect: {:?}",
+            server.command(&["CLIENT", "LIST"]).await
+        );
+    }
+
+    /// A server that has forgotten the scripts (`SCRIPT FLUSH`, or a restart) answers
+    /// `EVALSHA` with `NOSCRIPT`; the script is loaded and called again, and the caller
+    /// never sees it.
+    #[tokio::test]
+    async fn forgotten_scripts_are_loaded_again() {
+        let Some(server) = tokio::task::spawn_blocking(RedisServer::start)
+            .await
+            .expect("starting redis-server panicked")
+        else {
+            return;
+        };
+        let store = connect(&server, Duration::from_secs(2)).await;
+        server.command(&["SCRIPT", "FLUSH"]).await.unwrap();
+        store
+            .insert_session(&session(REALM, "s1", "jdoe"), LONG, limit(5, false))
+            .await
+            .unwrap();
+        assert!(store.touch_session(REALM, "s1").await.unwrap().is_some());
+    }
+
+    /// An answer that does not come within the timeout is reported, not retried: the
+    /// command went out and may yet be applied. Here the server holds writes back for a
+    /// while; the insert fails after its timeout, and the server runs it once the pause
+    /// ends, exactly once (the sequence counter moved once: a retry would have moved it
+    /// twice). The pause is shorter than the timeout twice over, so the keeper's check of
+    /// the connection (a `PING` queued behind the held script) is answered and the
+    /// connection stays.
+    #[tokio::test]
+    async fn a_timeout_after_sending_is_reported_once_and_not_retried() {
+        let Some(server) = tokio::task::spawn_blocking(RedisServer::start)
+            .await
+            .expect("starting redis-server panicked")
+        else {
+            return;
+        };
+        let op_timeout = Duration::from_millis(400);
+        let store = connect(&server, op_timeout).await;
+        server
+            .command(&["CLIENT", "PAUSE", "600", "WRITE"])
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            store
+                .insert_session(&session(REALM, "s1", "jdoe"), LONG, None)
+                .await,
+            Err(StoreError::Backend(_))
+        ));
+        let took = started.elapsed();
+        assert!(took < op_timeout + Duration::from_millis(200), "{took:?}");
+        // Watched from another connection, which reads are not held back on.
+        let seq = format!("{}seq", store.key_prefix());
+        let key = format!("{}session:{REALM}:s1", store.key_prefix());
+        assert!(
+            eventually!(
+                Duration::from_secs(3),
+                server.command(&["EXISTS", &key]).await.unwrap().as_deref() == Some("1")
+            ),
+            "the held insert ran once the pause ended"
+        );
+        assert_eq!(
+            server.command(&["GET", &seq]).await.unwrap().as_deref(),
+            Some("1")
+        );
+        assert!(store.session(REALM, "s1").await.unwrap().is_some());
+        assert_eq!(
+            server.command(&["GET", &seq]).await.unwrap().as_deref(),
+            Some("1")
+        );
+    }
+
+    /// A connection that silently stops answering (its server's host gone from the
+    /// network, nothing closed) is noticed and replaced: the operation that timed out on
+    /// it has the keeper check it, the check goes unanswered too, and the keeper connects
+    /// anew. Without that, every operation would time out until the kernel gave up on the
+    /// socket, many minutes later.
+    #[tokio::test]
+    async fn a_connection_that_stops_answering_is_replaced() {
+        let Some(server) = tokio::task::spawn_blocking(RedisServer::start)
+            .await
+            .expect("starting redis-server panicked")
+        else {
+            return;
+        };
+        let relay = Relay::start(server.port()).await;
+        let cfg = RedisConfig {
+            url: relay.url(),
+            key_prefix: "relayed:".into(),
+            op_timeout: Duration::from_millis(300),
+        };
+        let store = RedisStore::connect(cfg).await.unwrap();
+        store.ping().await.unwrap();
+        relay.freeze();
+        assert!(matches!(store.ping().await, Err(StoreError::Backend(_))));
+        assert!(
+            eventually!(Duration::from_secs(3), store.ping().await.is_ok()),
+            "the frozen connection was never replaced"
+        );
+        store
+            .insert_ticket("T1", &ticket("jdoe"), LONG)
+            .await
+            .unwrap();
+    }
+
+    /// The store owns its tasks: once it is dropped, its connections (commands and
+    /// subscription) close, because the tasks that held them have stopped.
+    #[tokio::test]
+    async fn dropping_the_store_closes_its_connections() {
+        let Some(server) = tokio::task::spawn_blocking(RedisServer::start)
+            .await
+            .expect("starting redis-server panicked")
+        else {
+            return;
+        };
+        let clients = || async {
+            let list = server.command(&["CLIENT", "LIST"]).await.unwrap();
+            list.unwrap_or_default()
+                .lines()
+                .filter(|l| !l.contains("cmd=client|list"))
+                .count()
+        };
+        let store = connect(&server, Duration::from_secs(2)).await;
+        store.ping().await.unwrap();
+        assert_eq!(
+            clients().await,
+            2,
+            "a command connection and a subscription"
+        );
+        drop(store);
+        assert!(
+            eventually!(Duration::from_secs(2), clients().await == 0),
+            "connections left after the store was dropped: {:?}",
+            server.command(&["CLIENT", "LIST"]).await
+        );
+    }
+
+    /// A session stored by a version without CSRF tokens still reads, touches and ends,
+    /// with an empty token: nodes of two versions share one Redis while a site upgrades.
+    #[tokio::test]
+    async fn a_session_stored_before_csrf_tokens_still_reads() {
+        let Some(server) = tokio::task::spawn_blocking(RedisServer::start)
+            .await
+            .expect("starting redis-server panicked")
+        else {
+            return;
+        };
+        let store = connect(&server, Duration::from_secs(2)).await;
+        let prefix = store.key_prefix().to_owned();
+        let value = r#"{"idle_ms":600000,"user_key":"acme\\jdoe","session":{"realm":"qps/ext","id":"old","identity":{"Qps":{"user_directory":"ACME","user_id":"jdoe","attributes":[]}}}}"#;
+        server
+            .command(&["SET", &format!("{prefix}session:{REALM}:old"), value])
+            .await
+            .unwrap();
+        server
+            .command(&["ZADD", &format!("{prefix}realm:{REALM}"), "1", "old"])
+            .await
+            .unwrap();
+        let read = store.touch_session(REALM, "old").await.unwrap().unwrap();
+        assert_eq!(read.csrf_token, "");
+        assert_eq!(
+            read.identity,
+            Identity::Qps {
+                user_directory: "ACME".into(),
+                user_id: "jdoe".into(),
+                attributes: Vec::new(),
+            }
+        );
+        assert_eq!(ids(&store.sessions(REALM).await.unwrap()), ["old"]);
+        assert!(store.remove_session(REALM, "old").await.unwrap().is_some());
+    }
+
     /// A ticket stored by an earlier version (the ticket as one JSON object) still redeems:
     /// nodes of two versions share one Redis while a site is upgraded.
     #[tokio::test]
@@ -881,7 +1345,7 @@ mod redis_faults {
         let legacy = serde_json::to_string(&ticket("jdoe")).unwrap();
         for id in ["L1", "L2"] {
             let key = format!("{}ticket:{id}", store.key_prefix());
-            resp_set(server.port(), &key, &legacy).await;
+            server.command(&["SET", &key, &legacy]).await.unwrap();
         }
         assert_eq!(store.take_ticket("L1").await.unwrap(), Some(ticket("jdoe")));
         let Redemption::Started {
@@ -902,19 +1366,41 @@ mod redis_faults {
         );
     }
 
-    /// `SET key value` in the server's own protocol, bypassing the store.
-    async fn resp_set(port: u16, key: &str, value: &str) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    /// Counting reads no session: a value this version cannot decode is counted all the
+    /// same (where listing fails on it), and index members whose session is gone are
+    /// dropped as they are found.
+    #[tokio::test]
+    async fn counting_reads_no_session_and_drops_dead_index_members() {
+        let Some(server) = tokio::task::spawn_blocking(RedisServer::start)
+            .await
+            .expect("starting redis-server panicked")
+        else {
+            return;
+        };
+        let store = connect(&server, Duration::from_secs(2)).await;
+        store
+            .insert_session(&session(REALM, "s1", "jdoe"), LONG, None)
             .await
             .unwrap();
-        let mut cmd = String::from("*3\r\n$3\r\nSET\r\n");
-        for arg in [key, value] {
-            cmd.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        let prefix = store.key_prefix().to_owned();
+        let index = format!("{prefix}realm:{REALM}");
+        let foreign = format!("{prefix}session:{REALM}:foreign");
+        server
+            .command(&["SET", &foreign, "{not json"])
+            .await
+            .unwrap();
+        for (score, id) in [("100", "foreign"), ("101", "dead")] {
+            server.command(&["ZADD", &index, score, id]).await.unwrap();
         }
-        conn.write_all(cmd.as_bytes()).await.unwrap();
-        let mut reply = [0u8; 5];
-        conn.read_exact(&mut reply).await.unwrap();
-        assert_eq!(&reply, b"+OK\r\n");
+        assert_eq!(store.count_sessions(REALM).await.unwrap(), 2);
+        assert_eq!(
+            server.command(&["ZCARD", &index]).await.unwrap().as_deref(),
+            Some("2"),
+            "the dead member is gone, the live ones stay"
+        );
+        assert!(matches!(
+            store.sessions(REALM).await,
+            Err(StoreError::Backend(_))
+        ));
     }
 }

@@ -76,6 +76,44 @@ impl RedisServer {
         self.port
     }
 
+    /// Sends one command in the server's own protocol on a fresh connection, bypassing any
+    /// store, and returns its reply: the text of a status, an integer, or a bulk string
+    /// (`None` for a nil bulk), or `Err` with the text of an error reply. Arrays are not
+    /// read: tests ask for no command that answers with one.
+    pub async fn command(&self, args: &[&str]) -> Result<Option<String>, String> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect to the test redis-server");
+        let mut stream = BufReader::new(stream);
+        let mut cmd = format!("*{}\r\n", args.len());
+        for arg in args {
+            cmd.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        stream
+            .get_mut()
+            .write_all(cmd.as_bytes())
+            .await
+            .expect("send the command");
+        let mut line = String::new();
+        stream.read_line(&mut line).await.expect("read the reply");
+        let line = line.trim_end_matches("\r\n");
+        let (kind, rest) = line.split_at(1.min(line.len()));
+        match kind {
+            "+" | ":" => Ok(Some(rest.to_owned())),
+            "-" => Err(rest.to_owned()),
+            "$" if rest == "-1" => Ok(None),
+            "$" => {
+                let len: usize = rest.parse().expect("bulk length");
+                let mut bulk = vec![0u8; len + 2];
+                stream.read_exact(&mut bulk).await.expect("read the bulk");
+                bulk.truncate(len);
+                Ok(Some(String::from_utf8(bulk).expect("UTF-8 bulk")))
+            }
+            _ => panic!("unexpected reply to {args:?}: {line:?}"),
+        }
+    }
+
     /// Whether the server process is running (between `start`/`restart` and `stop`).
     pub fn is_running(&self) -> bool {
         self.child.is_some()
@@ -195,4 +233,76 @@ fn scratch_dir(port: u16) -> PathBuf {
         "gateway-tests-redis-{}-{port}-{n}",
         std::process::id()
     ))
+}
+
+/// A TCP relay in front of a server that can freeze the connections it carries: they stay
+/// open, but nothing passes any more, as when a server's host drops off the network
+/// without closing anything. Connections made after a freeze pass normally. Stops (and
+/// closes everything it carries) when dropped.
+#[derive(Debug)]
+pub struct Relay {
+    addr: std::net::SocketAddr,
+    freeze: tokio::sync::watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    /// A relay on a free loopback port to the server on `port`.
+    pub async fn start(port: u16) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the relay");
+        let addr = listener.local_addr().expect("relay address");
+        let (freeze, _) = tokio::sync::watch::channel(0u64);
+        let freezes = freeze.subscribe();
+        let task = tokio::spawn(async move {
+            // Owned here: aborting the relay aborts every connection it carries.
+            let mut carried = tokio::task::JoinSet::new();
+            while let Ok((client, _)) = listener.accept().await {
+                carried.spawn(carry(client, port, freezes.clone()));
+            }
+        });
+        Relay { addr, freeze, task }
+    }
+
+    /// `redis://` URL of the relay.
+    pub fn url(&self) -> String {
+        format!("redis://{}/", self.addr)
+    }
+
+    /// Freezes every connection open now.
+    pub fn freeze(&self) {
+        self.freeze.send_modify(|n| *n += 1);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Passes bytes both ways between `client` and the server until either side closes, or,
+/// once frozen, holds both sockets open and passes nothing.
+async fn carry(
+    client: tokio::net::TcpStream,
+    port: u16,
+    mut freeze: tokio::sync::watch::Receiver<u64>,
+) {
+    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return;
+    };
+    freeze.borrow_and_update();
+    let (mut client_rx, mut client_tx) = client.into_split();
+    let (mut server_rx, mut server_tx) = server.into_split();
+    let pump = async {
+        tokio::try_join!(
+            tokio::io::copy(&mut client_rx, &mut server_tx),
+            tokio::io::copy(&mut server_rx, &mut client_tx)
+        )
+    };
+    tokio::select! {
+        _ = pump => {}
+        _ = freeze.changed() => std::future::pending::<()>().await,
+    }
 }

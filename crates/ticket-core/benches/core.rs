@@ -59,11 +59,7 @@ fn ticket(n: usize) -> Ticket {
 }
 
 fn session(n: usize) -> Session {
-    Session {
-        realm: REALM.into(),
-        id: id::guid(),
-        identity: identity(n),
-    }
+    Session::new(REALM, id::guid(), identity(n))
 }
 
 struct NoopWake;
@@ -250,6 +246,8 @@ fn ticket_memory(store: &dyn Store) {
 fn ids(c: &mut Criterion) {
     c.bench_function("id::qps_ticket", |b| b.iter(id::qps_ticket));
     c.bench_function("id::web_ticket", |b| b.iter(id::web_ticket));
+    // Drawn for every session a login starts.
+    c.bench_function("id::csrf_token", |b| b.iter(id::csrf_token));
 }
 
 fn memory_store(c: &mut Criterion) {
@@ -314,6 +312,22 @@ fn memory_store(c: &mut Criterion) {
             let s = &live[i];
             black_box(ready(store.session(&s.realm, &s.id)).expect("read"))
         })
+    });
+    // What every `/metrics` scrape asks, here of the 10,000 live sessions above.
+    c.bench_function("MemoryStore count_sessions (10,000 live)", |b| {
+        b.iter(|| black_box(ready(store.count_sessions(REALM)).expect("count")))
+    });
+    // The life of an OpenID Connect login's state: kept, then taken by the callback.
+    let state = r#"{"nonce":"n-0123456789","verifier":"v-0123456789abcdef","target":"/hub/"}"#;
+    c.bench_function("MemoryStore insert+take value", |b| {
+        b.iter_batched(
+            id::guid,
+            |key| {
+                ready(store.insert_value(&key, state, TICKET_TTL)).expect("insert");
+                black_box(ready(store.take_value(&key)).expect("take"))
+            },
+            criterion::BatchSize::SmallInput,
+        )
     });
 }
 

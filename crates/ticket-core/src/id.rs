@@ -12,23 +12,40 @@ pub const QPS_TICKET_LEN: usize = 16;
 /// Length of a QlikView web ticket: one widely used client rejects any other length.
 pub const WEB_TICKET_LEN: usize = 40;
 
+/// Length of a session's CSRF token: 32 letters and digits, about 190 bits.
+pub const CSRF_TOKEN_LEN: usize = 32;
+
 const LETTERS: &[u8; 52] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const LETTERS_AND_DIGITS: &[u8; 62] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
 /// A new QPS ticket: 16 letters `[A-Za-z]` (both real samples are letters only), about
 /// 91 bits of entropy.
 pub fn qps_ticket() -> String {
+    draw(LETTERS, QPS_TICKET_LEN)
+}
+
+/// A new CSRF token for a session: [`CSRF_TOKEN_LEN`] letters and digits `[A-Za-z0-9]`,
+/// safe in a header, a cookie, a form field or a URL as they are.
+pub fn csrf_token() -> String {
+    draw(LETTERS_AND_DIGITS, CSRF_TOKEN_LEN)
+}
+
+/// `len` characters of `alphabet` (at most 64 of them), each equally likely.
+fn draw<const N: usize>(alphabet: &[u8; N], len: usize) -> String {
+    const { assert!(N <= 64) };
     let mut rng = rand::rng();
-    let mut out = String::with_capacity(QPS_TICKET_LEN);
-    // Six random bits per letter, values past the alphabet rejected, so every letter is
-    // equally likely; ten draws per 64-bit word, about two words per ticket.
-    while out.len() < QPS_TICKET_LEN {
+    let mut out = String::with_capacity(len);
+    // Six random bits per character, values past the alphabet rejected, so every character
+    // is equally likely; ten draws per 64-bit word, about two words per QPS ticket.
+    while out.len() < len {
         let mut word: u64 = rng.random();
         for _ in 0..10 {
             let v = (word & 63) as usize;
             word >>= 6;
-            if v < LETTERS.len() && out.len() < QPS_TICKET_LEN {
-                out.push(char::from(LETTERS[v]));
+            if v < N && out.len() < len {
+                out.push(char::from(alphabet[v]));
             }
         }
     }
@@ -86,6 +103,17 @@ mod tests {
         // Every letter of both cases turns up: the alphabet is used whole.
         let used: HashSet<char> = set.iter().flat_map(|t| t.chars()).collect();
         assert_eq!(used.len(), 52);
+    }
+
+    #[test]
+    fn csrf_tokens_are_thirty_two_letters_and_digits_and_distinct() {
+        let set: HashSet<String> = (0..10_000).map(|_| csrf_token()).collect();
+        assert_eq!(set.len(), 10_000);
+        assert!(set
+            .iter()
+            .all(|t| t.len() == CSRF_TOKEN_LEN && t.bytes().all(|b| b.is_ascii_alphanumeric())));
+        let used: HashSet<char> = set.iter().flat_map(|t| t.chars()).collect();
+        assert_eq!(used.len(), 62);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //!   QlikView web tickets, and lowercase GUIDs for target ids and session ids.
 //! - [`model`]: who a ticket or session is for ([`Identity`]), the stored [`Ticket`] and
 //!   [`Session`].
+//! - [`events`]: [`SessionEnded`], which tells every node that a session ended.
 //! - [`store`]: the [`Store`] contract (atomic single use, TTL expiry, sliding session
 //!   expiry) and its in-memory backend, [`MemoryStore`].
 //! - [`Core`]: the policy on top of a store: ticket and target-id lifetimes and the
@@ -19,6 +20,7 @@
 
 pub mod audit;
 pub mod defaults;
+pub mod events;
 pub mod id;
 pub mod model;
 pub mod store;
@@ -26,6 +28,7 @@ pub mod store;
 mod core;
 
 pub use crate::core::{Core, Lifetimes};
+pub use crate::events::{EndReason, SessionEnded};
 pub use crate::model::{Identity, Session, Ticket};
 #[cfg(feature = "redis")]
 pub use crate::store::redis::{RedisConfig, RedisStore};

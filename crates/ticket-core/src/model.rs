@@ -48,6 +48,11 @@ pub struct Session {
     pub id: String,
     /// Who is logged in.
     pub identity: Identity,
+    /// The session's anti-CSRF token: drawn from a CSPRNG when the session starts (see
+    /// [`Session::new`]), kept with it, and the same on every node. Empty for a session
+    /// stored by a version that had no tokens.
+    #[serde(default)]
+    pub csrf_token: String,
 }
 
 impl Identity {
@@ -82,6 +87,17 @@ impl Identity {
 }
 
 impl Session {
+    /// A session `(realm, id)` for `identity`, with a fresh CSRF token
+    /// ([`id::csrf_token`](crate::id::csrf_token)).
+    pub fn new(realm: impl Into<String>, id: impl Into<String>, identity: Identity) -> Session {
+        Session {
+            realm: realm.into(),
+            id: id.into(),
+            identity,
+            csrf_token: crate::id::csrf_token(),
+        }
+    }
+
     /// See [`Identity::user_key`].
     pub fn user_key(&self) -> String {
         self.identity.user_key()

@@ -1,6 +1,9 @@
 //! What every handler shares: the settings, the ticket core (the one door to tickets and
 //! sessions), the proxy (back-end pools and open WebSockets) and the QlikView group
 //! directory. Handlers take `&State`; nothing here knows a handler.
+//!
+//! A session that ends, by whatever route and on whichever node, is announced by the core
+//! ([`Core::session_events`]); the proxy listens and closes that session's WebSockets.
 
 use std::sync::{Arc, RwLock};
 
@@ -66,24 +69,14 @@ impl State {
             ticket: settings.ticket_ttl,
             target: settings.target_id_ttl,
         };
+        let core = Core::new(store, lifetimes);
         State {
-            core: Core::new(store, lifetimes),
-            proxy: Proxy::new(&settings),
+            proxy: Proxy::new(&settings, core.session_events()),
+            core,
             redirects: Redirects::new(&settings),
             groups: RwLock::new(Arc::new(groups)),
             settings,
         }
-    }
-
-    /// Ends a session by any route: removes it from the store and closes its WebSockets.
-    pub(crate) async fn end_session(
-        &self,
-        realm: &str,
-        id: &str,
-    ) -> Result<Option<ticket_core::Session>, ticket_core::StoreError> {
-        let ended = self.core.end_session(realm, id).await?;
-        self.proxy.sockets.close(realm, id);
-        Ok(ended)
     }
 
     /// The current QlikView group directory.

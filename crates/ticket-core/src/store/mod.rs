@@ -1,17 +1,20 @@
 //! The storage contract both dialects rely on, and its backends.
 //!
-//! A store keeps three kinds of entry, each with its own lifetime rule:
+//! A store keeps four kinds of entry, each with its own lifetime rule:
 //!
-//! | entry     | key                  | lifetime                                   | read        |
-//! |-----------|----------------------|--------------------------------------------|-------------|
-//! | ticket    | ticket id            | fixed TTL from insertion                   | taken once  |
-//! | target id | GUID                 | fixed TTL from insertion                   | read often  |
-//! | session   | `(realm, session id)`| sliding: every touch restarts the timeout  | read often  |
+//! | entry     | key                  | lifetime                                   | read                |
+//! |-----------|----------------------|--------------------------------------------|---------------------|
+//! | ticket    | ticket id            | fixed TTL from insertion                   | taken once          |
+//! | target id | GUID                 | fixed TTL from insertion                   | read often          |
+//! | session   | `(realm, session id)`| sliding: every touch restarts the timeout  | read often          |
+//! | value     | the caller's key     | fixed TTL from insertion                   | read, or taken once |
+//!
+//! Stores also carry the session-end events of [`crate::events`] between the nodes that
+//! share them.
 //!
 //! Backends are used as `Arc<dyn Store>` because the backend is chosen from configuration
 //! at start-up.
 
-mod compact;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -19,7 +22,10 @@ pub mod redis;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
 
+use crate::events::SessionEnded;
 use crate::model::{Session, Ticket};
 
 /// Why a store operation failed.
@@ -41,7 +47,8 @@ pub enum StoreError {
 ///
 /// Contract every backend keeps (and `tests/store_contract.rs` checks for each):
 /// - **Single use.** Of any number of concurrent [`take_ticket`](Store::take_ticket) calls
-///   for one live ticket, exactly one returns `Some`; every later call returns `None`.
+///   for one live ticket, exactly one returns `Some`; every later call returns `None`. The
+///   same holds for [`take_value`](Store::take_value).
 /// - **Expiry.** An entry whose lifetime has passed is never returned, whether or not it has
 ///   been purged yet. Unknown, used and expired tickets all read as `None`: callers cannot
 ///   and need not tell them apart.
@@ -67,6 +74,19 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
 
     /// The URL stored under a target id, if it is still live.
     async fn target(&self, id: &str) -> Result<Option<String>, StoreError>;
+
+    /// Keeps `value` under `key` for `ttl`: short-lived state that whichever node gets the
+    /// next request must find (an OpenID Connect login in progress; the session a JWT
+    /// started). Values live apart from target ids: the same key may name one of each.
+    async fn insert_value(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError>;
+
+    /// The value under `key`, if it is still live; reading does not use it up.
+    async fn value(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Removes and returns the value under `key`, atomically, as
+    /// [`take_ticket`](Store::take_ticket) does: of any number of concurrent takes of one
+    /// live value, exactly one returns it.
+    async fn take_value(&self, key: &str) -> Result<Option<String>, StoreError>;
 
     /// Starts a session that ends after `idle` without a [`touch_session`](Store::touch_session).
     ///
@@ -104,14 +124,23 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
         user_key: &str,
     ) -> Result<Vec<Session>, StoreError>;
 
-    /// How many live sessions a realm holds. The default lists them; backends count
-    /// without decoding any.
+    /// How many live sessions a realm holds (for `/metrics`, on every scrape). The default
+    /// lists them; both backends count without reading or decoding any.
     async fn count_sessions(&self, realm: &str) -> Result<usize, StoreError> {
         Ok(self.sessions(realm).await?.len())
     }
 
     /// Whether the backend answers (readiness). The in-memory store always does.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Tells every holder of a [`subscribe`](Store::subscribe) receiver on every node
+    /// sharing this store, this node included, that a session ended. Delivery is best
+    /// effort: a node not listening at that moment misses it (see [`crate::events`]).
+    async fn publish(&self, event: &SessionEnded) -> Result<(), StoreError>;
+
+    /// The session-end events published from now on by any node sharing this store, each
+    /// once, in the order each node published them.
+    fn subscribe(&self) -> broadcast::Receiver<SessionEnded>;
 
     /// Redeems ticket `id` into a session, in one step where the backend can: takes the
     /// ticket (see [`take_ticket`](Store::take_ticket)) and, if it was issued for `realm`,
@@ -153,11 +182,7 @@ pub(crate) async fn start_for_ticket<S: Store + ?Sized>(
     if ticket.realm != realm {
         return Ok(Redemption::WrongRealm(ticket));
     }
-    let mut session = Session {
-        realm: ticket.realm.clone(),
-        id: String::new(),
-        identity: ticket.identity.clone(),
-    };
+    let mut session = Session::new(ticket.realm.clone(), String::new(), ticket.identity.clone());
     for _ in 0..SESSION_ID_ATTEMPTS {
         session.id = new_id();
         match store.insert_session(&session, idle, limit).await {
@@ -208,4 +233,22 @@ pub struct SessionLimit {
     pub max: usize,
     /// `true`: end the oldest to make room; `false`: refuse the new one.
     pub evict_oldest: bool,
+}
+
+/// A background task a store owns (the memory store's purge; the Redis store's connection
+/// keeper and subscriber): aborted when the store, its only holder, is dropped, so no task
+/// outlives the store it works for.
+#[derive(Debug)]
+pub(crate) struct OwnedTask(JoinHandle<()>);
+
+impl OwnedTask {
+    pub(crate) fn new(task: JoinHandle<()>) -> OwnedTask {
+        OwnedTask(task)
+    }
+}
+
+impl Drop for OwnedTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -147,12 +147,13 @@ where
                 }
             };
             let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+            let mut ending = registration.ending.clone();
             tokio::select! {
                 r = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
                     tracing::debug!(result = ?r.map(|_| ()), "websocket closed");
                 }
-                () = registration.closed.cancelled() => {
-                    tracing::debug!("websocket closed: the session logged out");
+                _ = ending.wait_for(Option::is_some) => {
+                    tracing::debug!("websocket closed: its session ended");
                 }
             }
         });

@@ -36,16 +36,24 @@ pub(crate) struct Proxy {
     pace: crate::http::pace::Pace,
     /// Open WebSockets per session, closed when it ends.
     pub sockets: Arc<Sockets>,
+    /// Closes them as the core announces the end of their sessions.
+    _follow: sockets::Follow,
 }
 
 impl Proxy {
-    /// A proxy to every back end `settings` names.
-    pub(crate) fn new(settings: &Settings) -> Proxy {
+    /// A proxy to every back end `settings` names, whose WebSockets close as `events`
+    /// announce the end of their sessions.
+    pub(crate) fn new(
+        settings: &Settings,
+        events: tokio::sync::broadcast::Receiver<ticket_core::SessionEnded>,
+    ) -> Proxy {
+        let sockets: Arc<Sockets> = Arc::default();
         Proxy {
             pools: Pools::new(settings),
             settings: settings.proxy,
             pace: crate::http::pace::Pace::of(&settings.limits),
-            sockets: Arc::default(),
+            _follow: sockets.follow(events),
+            sockets,
         }
     }
 

@@ -1,15 +1,28 @@
-//! The proxied WebSocket connections of each session, so that a logout (by any route)
-//! closes them at once, as Qlik Sense does.
+//! The proxied WebSocket connections of each session, so that the end of a session (by
+//! any route, on any node) closes them at once, as Qlik Sense does, and tells them why.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio_util::sync::CancellationToken;
+use ticket_core::{EndReason, SessionEnded};
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
 
-/// Session → one token shared by all its open sockets, and how many there are.
+/// Why the gateway ends a WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// The session ended: logged out, closed by the session API, or evicted.
+    Session(EndReason),
+    /// The session timed out for want of use.
+    TimedOut,
+    /// The gateway is shutting down.
+    Shutdown,
+}
+
+/// Session → the signal its open sockets watch, and how many there are.
 #[derive(Debug, Default)]
 pub(crate) struct Sockets {
-    open: Mutex<HashMap<(String, String), (CancellationToken, usize)>>,
+    open: Mutex<HashMap<(String, String), (watch::Sender<Option<Ending>>, usize)>>,
 }
 
 /// An open socket's registration; dropping it (when the socket ends) unregisters it.
@@ -17,8 +30,8 @@ pub(crate) struct Sockets {
 pub(crate) struct Registration {
     sockets: Arc<Sockets>,
     key: (String, String),
-    /// Cancelled when the session logs out.
-    pub closed: CancellationToken,
+    /// Set when the socket must end, and why.
+    pub(crate) ending: watch::Receiver<Option<Ending>>,
 }
 
 impl Sockets {
@@ -28,19 +41,26 @@ impl Sockets {
         let mut open = self.lock();
         let entry = open
             .entry(key.clone())
-            .or_insert_with(|| (CancellationToken::new(), 0));
+            .or_insert_with(|| (watch::channel(None).0, 0));
         entry.1 += 1;
         Registration {
             sockets: self.clone(),
-            closed: entry.0.clone(),
+            ending: entry.0.subscribe(),
             key,
         }
     }
 
-    /// Closes every socket of session `(realm, id)`.
-    pub(crate) fn close(&self, realm: &str, id: &str) {
-        if let Some((token, _)) = self.lock().remove(&(realm.to_owned(), id.to_owned())) {
-            token.cancel();
+    /// Ends every socket of session `(realm, id)`, for `why`.
+    pub(crate) fn close(&self, realm: &str, id: &str, why: Ending) {
+        if let Some((signal, _)) = self.lock().remove(&(realm.to_owned(), id.to_owned())) {
+            signal.send_replace(Some(why));
+        }
+    }
+
+    /// Ends every socket (shutdown).
+    pub(crate) fn close_all(&self, why: Ending) {
+        for (_, (signal, _)) in self.lock().drain() {
+            signal.send_replace(Some(why));
         }
     }
 
@@ -49,10 +69,44 @@ impl Sockets {
         self.lock().values().map(|(_, n)| n).sum()
     }
 
+    /// Closes the sockets of every session the core announces the end of, until the core
+    /// goes away. The task stops when the returned guard drops.
+    pub(crate) fn follow(
+        self: &Arc<Self>,
+        mut events: broadcast::Receiver<SessionEnded>,
+    ) -> Follow {
+        let sockets = self.clone();
+        Follow(tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(e) => sockets.close(&e.realm, &e.id, Ending::Session(e.reason)),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(
+                            missed = n,
+                            "session-end events missed: some WebSockets may outlive their session"
+                        );
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }))
+    }
+
     fn lock(
         &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), (CancellationToken, usize)>> {
+    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), (watch::Sender<Option<Ending>>, usize)>>
+    {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The task that follows session-end events; aborted when dropped.
+#[derive(Debug)]
+pub(crate) struct Follow(JoinHandle<()>);
+
+impl Drop for Follow {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -5,7 +5,7 @@
 use http::{Request, Response, StatusCode};
 use quick_xml::events::Event;
 use quick_xml::Reader;
-use ticket_core::Identity;
+use ticket_core::{EndReason, Identity};
 
 use super::error::{QvError, XML};
 use super::{session, REALM};
@@ -44,7 +44,11 @@ where
     let commands = set_names(&body).map_err(|reason| QvError::BadXml(reason.to_owned()))?;
     if commands.iter().any(|c| c.eq_ignore_ascii_case(LOGOUT)) {
         for id in &session_ids {
-            if let Some(s) = state.end_session(REALM, id).await? {
+            if let Some(s) = state
+                .core
+                .end_session(REALM, id, EndReason::LoggedOut)
+                .await?
+            {
                 audit::session_ended("qlikview", "", &s.identity, &s.id, conn, "logout");
             }
         }

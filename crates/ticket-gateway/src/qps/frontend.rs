@@ -188,7 +188,7 @@ async fn redeem(
         Redemption::Started {
             session, evicted, ..
         } => {
-            session::started(state, vp, &session, evicted, conn);
+            session::started(vp, &session, evicted, conn);
             Ok(session)
         }
         Redemption::LimitReached(_) => {

@@ -14,7 +14,7 @@ pub(crate) async fn location(
     vp: &VirtualProxy,
     target: &str,
 ) -> Result<String, StoreError> {
-    let target_id = state.core.new_target(target).await?;
+    let target_id = state.core.new_target(&vp.realm, target).await?;
     let uri = &vp.auth_module_redirect_uri;
     let sep = if uri.contains('?') { '&' } else { '?' };
     Ok(format!(

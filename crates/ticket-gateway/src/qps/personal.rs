@@ -4,6 +4,7 @@
 
 use http::{Method, Request, Response, StatusCode};
 use serde::Serialize;
+use ticket_core::EndReason;
 
 use super::error::PageError;
 use super::{login, session};
@@ -92,7 +93,11 @@ async fn logout<B>(
     conn: &Conn,
 ) -> Result<Response<Body>, PageError> {
     for id in session::ids(vp, req.headers()) {
-        if let Some(s) = state.end_session(&vp.realm, id).await? {
+        if let Some(s) = state
+            .core
+            .end_session(&vp.realm, id, EndReason::LoggedOut)
+            .await?
+        {
             audit::session_ended(
                 "qps",
                 &vp.prefix,

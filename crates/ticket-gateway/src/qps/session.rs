@@ -64,16 +64,10 @@ pub(crate) fn clear_cookies(res: &mut Response<Body>, vp: &VirtualProxy, conn: &
     }
 }
 
-/// Audits a new session and ends, with their sockets, the sessions it evicted.
-pub(crate) fn started(
-    state: &State,
-    vp: &VirtualProxy,
-    session: &Session,
-    evicted: Vec<Session>,
-    conn: &Conn,
-) {
+/// Audits a new session and the sessions it evicted (the core announces their end, and
+/// the proxy closes their sockets).
+pub(crate) fn started(vp: &VirtualProxy, session: &Session, evicted: Vec<Session>, conn: &Conn) {
     for old in evicted {
-        state.proxy.sockets.close(&old.realm, &old.id);
         audit::session_ended(
             "qps",
             &vp.prefix,

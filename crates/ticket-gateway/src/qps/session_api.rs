@@ -8,7 +8,7 @@
 
 use http::{Request, Response, StatusCode};
 use serde::Serialize;
-use ticket_core::{Identity, Session, StoreError};
+use ticket_core::{EndReason, Identity, Session, StoreError};
 
 use super::api::{admit, VpRef};
 use super::error::ApiError;
@@ -77,8 +77,8 @@ where
                 None => Err(ApiError::NoSession(id)),
             },
             SessionOp::Delete(id) => {
-                let session = state
-                    .end_session(&vp.realm, &id)
+                let session = core
+                    .end_session(&vp.realm, &id, EndReason::Closed)
                     .await?
                     .ok_or(ApiError::NoSession(id))?;
                 audit::session_ended(
@@ -104,10 +104,9 @@ where
             }
             SessionOp::LogoutUser(dir, id) => {
                 let ended = core
-                    .end_user_sessions(&vp.realm, &user_key(&dir, &id))
+                    .end_user_sessions(&vp.realm, &user_key(&dir, &id), EndReason::LoggedOut)
                     .await?;
                 for s in &ended {
-                    state.proxy.sockets.close(&s.realm, &s.id);
                     audit::session_ended(
                         "qps",
                         &vp.prefix,
@@ -138,15 +137,15 @@ where
 {
     let body = read_body(req.into_body(), &state.settings.limits).await?;
     let r = SessionRequest::read(&body).map_err(ApiError::BadRequest)?;
-    let session = Session {
-        realm: vp.realm.clone(),
-        id: r.session_id.unwrap_or_else(ticket_core::id::guid),
-        identity: Identity::Qps {
+    let session = Session::new(
+        vp.realm.clone(),
+        r.session_id.unwrap_or_else(ticket_core::id::guid),
+        Identity::Qps {
             user_directory: r.user_directory,
             user_id: r.user_id,
             attributes: r.attributes,
         },
-    };
+    );
     let inserted = state
         .core
         .insert_session(
@@ -157,7 +156,7 @@ where
         .await;
     match inserted {
         Ok(evicted) => {
-            session::started(state, vp, &session, evicted, conn);
+            session::started(vp, &session, evicted, conn);
             Ok(json(StatusCode::CREATED, &SessionDoc::of(&session)))
         }
         Err(StoreError::Conflict) => Err(ApiError::SessionExists(session.id)),

@@ -22,6 +22,8 @@
 //!   pass on decode, not once per field.
 //! - [`peek`]: the fields an expiry audit names, borrowed from the encoded form without
 //!   decoding (allocating) the whole ticket.
+//! - [`encode_session`]/[`decode_session`]: a [`Session`] the same way, its id first, its
+//!   CSRF token in the place of a ticket's target URI.
 
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::OnceLock;
@@ -136,7 +138,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: usize) {
 }
 
 /// What is encoded: a realm, an identity, and one more string at the end (a ticket's
-/// target URI; a session's id).
+/// target URI; a session's CSRF token).
 #[derive(Clone, Copy)]
 struct Parts<'a> {
     realm: &'a str,
@@ -367,9 +369,9 @@ fn decode_parts(bytes: &[u8]) -> Option<(String, Identity, Option<String>)> {
     f.done().then_some((realm, identity, target_uri))
 }
 
-/// A session as one byte string: its id (a varint length, then the text), then its realm
-/// and identity encoded as a ticket's are. The id and the realm come first, so that a
-/// lookup compares them without decoding anything.
+/// A session as one byte string: its id (a varint length, then the text), then its realm,
+/// identity and CSRF token encoded as a ticket's realm, identity and target are. The id
+/// and the realm come first, so that a lookup compares them without decoding anything.
 pub(crate) fn encode_session(s: &Session) -> Box<[u8]> {
     let mut head = Vec::with_capacity(varint_len(s.id.len()) + s.id.len());
     put_varint(&mut head, s.id.len());
@@ -379,7 +381,7 @@ pub(crate) fn encode_session(s: &Session) -> Box<[u8]> {
         Parts {
             realm: &s.realm,
             identity: &s.identity,
-            last: None,
+            last: Some(&s.csrf_token),
         },
     )
 }
@@ -418,14 +420,12 @@ pub(crate) fn session_in(bytes: &[u8], realm: &str) -> bool {
 /// The session [`encode_session`] wrote; `None` for bytes it did not write.
 pub(crate) fn decode_session(bytes: &[u8]) -> Option<Session> {
     let (id, record) = split_session(bytes)?;
-    let (realm, identity, last) = decode_parts(record)?;
-    if last.is_some() {
-        return None;
-    }
+    let (realm, identity, csrf_token) = decode_parts(record)?;
     Some(Session {
         realm,
         id: String::from_utf8(id.to_vec()).ok()?,
         identity,
+        csrf_token: csrf_token?,
     })
 }
 
@@ -557,13 +557,17 @@ mod tests {
                 "4475971f-279a-41f7-a0a0-d6ee45ec2b06",
                 "a caller's ä id",
             ] {
-                let s = Session {
-                    realm: t.realm.clone(),
-                    id: id.into(),
-                    identity: t.identity.clone(),
-                };
+                let s = Session::new(t.realm.clone(), id, t.identity.clone());
                 let bytes = encode_session(&s);
                 assert_eq!(decode_session(&bytes), Some(s.clone()));
+                assert_eq!(
+                    decode_session(&encode_session(&Session {
+                        csrf_token: String::new(),
+                        ..s.clone()
+                    }))
+                    .map(|s| s.csrf_token),
+                    Some(String::new())
+                );
                 assert!(session_is(&bytes, &s.realm, id));
                 assert!(session_in(&bytes, &s.realm));
                 assert!(!session_is(&bytes, &s.realm, "other"));
