@@ -1,18 +1,16 @@
 //! Upstream proxying: the back end sees exactly the gateway's identity headers and never a
 //! client's, never the ticket; bodies stream both ways in bounded memory; WebSockets pass
-//! through and close on logout; a dead or slow back end gets `502`/`504` quickly.
+//! through (see `websocket.rs`); a dead or slow back end gets `502`/`504` quickly.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use gateway_tests::upstream::{self, echoed};
 use gateway_tests::{cookie, get, login, raw, ticket, TestGateway};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio_tungstenite::tungstenite::Message;
 
 async fn gateway_with_upstream(extra: &str) -> (TestGateway, std::net::SocketAddr) {
     let up = upstream::start().await;
@@ -298,64 +296,4 @@ async fn a_hundred_mebibytes_stream_through_both_ways_in_bounded_memory() {
         grown < 48 * 1024 * 1024,
         "resident memory grew by {grown} bytes moving 2 x 100 MiB"
     );
-}
-
-#[tokio::test]
-async fn a_websocket_echoes_through_the_gateway_and_closes_on_logout() {
-    let (gw, _) = gateway_with_upstream("").await;
-    // The engine socket redeems a ticket itself, as enigma.js does.
-    let t = ticket(gw.api, "ext").await;
-    let stream = tokio::net::TcpStream::connect(gw.frontend).await.unwrap();
-    let url = format!("ws://{}/ext/app/engineData?QlikTicket={t}", gw.frontend);
-    let (mut ws, response) = tokio_tungstenite::client_async(url, stream)
-        .await
-        .expect("upgrade through the gateway");
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    ws.send(Message::Text("{\"jsonrpc\":\"2.0\",\"id\":1}".into()))
-        .await
-        .unwrap();
-    let echoed = ws.next().await.unwrap().unwrap();
-    assert_eq!(
-        echoed.into_text().unwrap().as_str(),
-        "{\"jsonrpc\":\"2.0\",\"id\":1}"
-    );
-    assert_eq!(gw.gateway.open_websockets(), 1);
-
-    // Logout through the personal API closes the socket.
-    let res = raw(gw.frontend, format!("DELETE /ext/qps/user HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n").as_bytes()).await;
-    assert_eq!(res.status, 200);
-    let next = tokio::time::timeout(Duration::from_secs(5), ws.next())
-        .await
-        .expect("closed in time");
-    assert!(!matches!(next, Some(Ok(Message::Text(_)))), "{next:?}");
-}
-
-#[tokio::test]
-async fn a_websocket_closes_when_the_session_api_deletes_its_session() {
-    let (gw, _) = gateway_with_upstream("").await;
-    let cookie = login(&gw, "ext").await;
-    let id = cookie.split('=').nth(1).unwrap().to_owned();
-    let stream = tokio::net::TcpStream::connect(gw.frontend).await.unwrap();
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        format!("ws://{}/ext/app/x", gw.frontend),
-    )
-    .unwrap();
-    req.headers_mut().insert("cookie", cookie.parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::client_async(req, stream).await.unwrap();
-    ws.send(Message::Text("ping".into())).await.unwrap();
-    assert!(ws.next().await.unwrap().is_ok());
-    let del = format!(
-        "DELETE /qps/ext/session/{id}?xrfkey=abcdefghijklmnop HTTP/1.1\r\nHost: x\r\nX-Qlik-Xrfkey: abcdefghijklmnop\r\nConnection: close\r\n\r\n"
-    );
-    assert_eq!(raw(gw.api, del.as_bytes()).await.status, 200);
-    let next = tokio::time::timeout(Duration::from_secs(5), ws.next())
-        .await
-        .expect("closed in time");
-    assert!(!matches!(next, Some(Ok(Message::Text(_)))), "{next:?}");
 }

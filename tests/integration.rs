@@ -14,3 +14,4 @@ mod races;
 mod session_api;
 mod store_contract;
 mod tls;
+mod websocket;

@@ -4,7 +4,8 @@
 //! - `POST …/count`: replies with the number of body bytes it read, without keeping them.
 //! - `GET …/big?n=BYTES`: streams `BYTES` zero bytes in 64 KiB chunks.
 //! - `GET …/slow`: never answers (until the test ends).
-//! - a WebSocket upgrade on any path: echoes every message.
+//! - a WebSocket upgrade on any path: sends `ENGINE_HELLO` at once, as a Qlik engine sends
+//!   `OnConnected`, then echoes every message (pings are answered).
 //! - anything else: `200` JSON `{"method","path","headers":[[name,value],…]}`.
 
 use std::convert::Infallible;
@@ -25,6 +26,10 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
 type Body = BoxBody<Bytes, std::io::Error>;
+
+/// What the test back end sends first on every WebSocket, as an engine sends `OnConnected`.
+pub const ENGINE_HELLO: &str =
+    r#"{"jsonrpc":"2.0","method":"OnConnected","params":{"qSessionState":"SESSION_CREATED"}}"#;
 
 /// Starts the test back end and returns its address; it lives as long as the runtime.
 pub async fn start() -> SocketAddr {
@@ -71,8 +76,16 @@ async fn handle(mut req: Request<Incoming>) -> Result<Response<Body>, Infallible
             let Ok(io) = upgrade.await else { return };
             let mut ws =
                 WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, None).await;
+            if ws.send(ENGINE_HELLO.into()).await.is_err() {
+                return;
+            }
             while let Some(Ok(msg)) = ws.next().await {
-                if msg.is_close() || ws.send(msg).await.is_err() {
+                if msg.is_close() {
+                    break;
+                }
+                // Pings are answered by the socket itself; the rest is echoed.
+                let echo = msg.is_text() || msg.is_binary();
+                if echo && ws.send(msg).await.is_err() {
                     break;
                 }
             }

@@ -2,7 +2,7 @@
 //! and it depends on nothing but the TLS outcome's type.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use http::HeaderValue;
 
@@ -44,7 +44,13 @@ pub struct Conn {
     peer_ip_text: Arc<str>,
     /// The same as a header value, for `X-Forwarded-For`.
     peer_ip_header: HeaderValue,
+    /// The connection's place under `max_connections`, held while it is open; an upgraded
+    /// connection (a WebSocket) takes it along.
+    slot: Arc<Mutex<Option<Slot>>>,
 }
+
+/// A place under `max_connections`: given back when dropped.
+pub(crate) type Slot = tokio::sync::OwnedSemaphorePermit;
 
 impl Conn {
     /// A connection from `peer`, accepted on `side`.
@@ -60,7 +66,20 @@ impl Conn {
             peer_ip_header: HeaderValue::from_str(&ip)
                 .unwrap_or_else(|_| HeaderValue::from_static("")),
             peer_ip_text: ip.into(),
+            slot: Arc::default(),
         }
+    }
+
+    /// The connection, holding `slot` while it is open.
+    pub(crate) fn holding(self, slot: Slot) -> Self {
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(slot);
+        self
+    }
+
+    /// Takes the connection's place under `max_connections`, for what outlives the
+    /// connection's requests (a WebSocket).
+    pub(crate) fn take_slot(&self) -> Option<Slot> {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// A plain-http connection from `peer` (no TLS, no client certificate): what tests and

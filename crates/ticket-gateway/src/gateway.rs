@@ -59,6 +59,12 @@ impl Gateway {
         self.state.reload_groups()
     }
 
+    /// Closes every bridged WebSocket with a close frame (`1001`, on shutdown) and waits,
+    /// at most `grace`, for them to finish.
+    pub async fn close_websockets(&self, grace: std::time::Duration) {
+        self.state.proxy.shut_down(grace).await;
+    }
+
     /// How many WebSockets are bridged to back ends now.
     pub fn open_websockets(&self) -> usize {
         self.state.proxy.sockets.open_count()

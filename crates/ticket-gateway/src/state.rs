@@ -11,9 +11,9 @@ use ticket_core::{Core, Lifetimes, Store};
 
 use url::Url;
 
+use crate::config::Hosts;
 use crate::config::Settings;
 use crate::groups::GroupDirectory;
-use crate::http::redirect::Hosts;
 use crate::proxy::Proxy;
 
 /// The shared state of a running gateway.
@@ -31,26 +31,19 @@ pub(crate) struct State {
     groups: RwLock<Arc<GroupDirectory>>,
 }
 
-/// The redirect guard's inputs, prepared at start-up (see [`crate::http::redirect`]).
+/// The redirect guard's base, prepared at start-up (see [`crate::http::redirect`]).
 #[derive(Debug)]
 pub(crate) struct Redirects {
     /// The front end's public URL, against which relative targets resolve.
-    pub base: Url,
-    /// Hosts a Qlik Sense redirect (`targetUri`) may name.
-    pub frontend: Hosts,
-    /// Hosts QlikView's `try` and `back` may name.
-    pub qlikview: Hosts,
+    pub(crate) base: Url,
 }
 
 impl Redirects {
     fn new(settings: &Settings) -> Redirects {
-        let own = [settings.frontend.public_url.as_str()];
         Redirects {
             // Validated as an absolute http(s) URL by the configuration.
             base: Url::parse(&settings.frontend.public_url)
                 .unwrap_or_else(|_| Url::parse("http://localhost/").expect("a valid URL")),
-            frontend: Hosts::new(own, &settings.frontend.allowed_redirect_hosts),
-            qlikview: Hosts::new(own, &settings.qlikview.safe_forward_hosts),
         }
     }
 

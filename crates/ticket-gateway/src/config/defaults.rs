@@ -39,6 +39,9 @@ pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes per second that earn a request body one more second: a slow mobile upload sends
 /// more, a body trickled to hold a connection less.
 pub const BODY_MIN_RATE: u64 = 1024;
+/// A WebSocket with no frame either way this long is closed: longer than the session
+/// inactivity timeout, so that a session always ends first.
+pub const WEBSOCKET_IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// Cap on open connections over both listeners.
 pub const MAX_CONNECTIONS: usize = 10_000;
 /// Time in-flight requests get to finish on shutdown.

@@ -8,6 +8,7 @@
 //! QlikView dialect when the gateway is built.
 
 pub mod defaults;
+mod hosts;
 mod schema;
 mod validate;
 
@@ -19,6 +20,7 @@ use http::StatusCode;
 use ipnet::IpNet;
 use ticket_core::SessionLimit;
 
+pub use hosts::Hosts;
 pub use schema::ClientAuthMode;
 
 /// Exit code for a configuration the gateway cannot start with (`EX_USAGE`).
@@ -129,6 +131,8 @@ pub struct QlikView {
     pub group_directory: Option<PathBuf>,
     /// Hosts `try` and `back` may point to besides the gateway's own (`SafeForwardList`).
     pub safe_forward_hosts: Vec<String>,
+    /// The gateway's own host and `safe_forward_hosts`: where `try` and `back` may go.
+    pub safe_forward: Hosts,
     /// Where a browser without a session is sent.
     pub login_url: String,
     /// Whether `login_url` is the built-in demo portal (which gets `?try=`).
@@ -204,6 +208,8 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     /// Bytes per second that earn a request body one more second.
     pub body_min_rate: u64,
+    /// A WebSocket with no frame either way this long is closed.
+    pub websocket_idle_timeout: Duration,
 }
 
 /// One Qlik Sense virtual proxy.
@@ -230,6 +236,15 @@ pub struct VirtualProxy {
     pub session_limit: SessionLimit,
     /// Extra session cookie attributes: `; SameSite=…` and `; Domain=…`, in that order.
     pub session_cookie_attributes: String,
+    /// Whether a WebSocket upgrade must show the session's CSRF token and reuse a session.
+    pub websocket_csrf_protection: bool,
+    /// The QMC's "Host allow list", as written.
+    pub host_allow_list: Vec<String>,
+    /// Where this proxy's redirects (`targetUri`, `reloadUri`) may go: the gateway's own
+    /// host, `frontend.allowed_redirect_hosts` and the host allow list.
+    pub redirect_hosts: Hosts,
+    /// Which `Origin` may open a WebSocket: the gateway's own host and the host allow list.
+    pub origin_hosts: Hosts,
 }
 
 /// A back end: scheme and authority, e.g. `http://127.0.0.1:9000`, parsed once here

@@ -136,6 +136,10 @@ pub(super) struct VirtualProxyFile {
     pub session_limit_policy: LimitPolicy,
     pub session_cookie_same_site: Option<SameSite>,
     pub session_cookie_domain: Option<String>,
+    #[serde(default)]
+    pub websocket_csrf_protection: bool,
+    #[serde(default)]
+    pub host_allow_list: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,6 +159,7 @@ pub(super) struct LimitsFile {
     pub max_connections: Option<usize>,
     pub body_read_timeout_seconds: Option<u64>,
     pub body_min_rate_bytes_per_second: Option<u64>,
+    pub websocket_idle_timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -14,8 +14,9 @@ use super::schema::{
     Backend, File, LimitPolicy, ListenerFile, QlikViewFile, SameSite, VirtualProxyFile,
 };
 use super::{
-    ConfigError, Endpoint, Limits, ProxySettings, QlikView, Settings, StoreSettings, TlsFiles,
-    TrustedAccount, Upstream, VirtualProxy, DEMO_LOGIN_PATH, DEMO_PORTAL_PATH, RESERVED_WORDS,
+    ConfigError, Endpoint, Hosts, Limits, ProxySettings, QlikView, Settings, StoreSettings,
+    TlsFiles, TrustedAccount, Upstream, VirtualProxy, DEMO_LOGIN_PATH, DEMO_PORTAL_PATH,
+    RESERVED_WORDS,
 };
 
 pub(super) fn validate(file: File, base: &Path) -> Result<Settings, ConfigError> {
@@ -46,9 +47,19 @@ pub(super) fn validate(file: File, base: &Path) -> Result<Settings, ConfigError>
     let demo = file.demo.enabled.unwrap_or(true);
     let demo_login = format!("{}{DEMO_LOGIN_PATH}", frontend.public_url);
 
+    let own = Hosts::new([frontend.public_url.as_str()], &[]);
+    let redirects = own
+        .clone()
+        .and(&Hosts::new([], &frontend.allowed_redirect_hosts));
+    let proxy_ctx = Ctx {
+        demo,
+        demo_login: &demo_login,
+        own: &own,
+        redirects: &redirects,
+    };
     let mut vps: Vec<VirtualProxy> = Vec::new();
     for (i, vp) in file.virtual_proxy.iter().enumerate() {
-        let parsed = virtual_proxy(&format!("virtual_proxy[{i}]"), vp, demo, &demo_login, &vps)?;
+        let parsed = virtual_proxy(&format!("virtual_proxy[{i}]"), vp, &proxy_ctx, &vps)?;
         vps.push(parsed);
     }
     if !vps.iter().any(|v| v.prefix.is_empty()) {
@@ -71,13 +82,7 @@ pub(super) fn validate(file: File, base: &Path) -> Result<Settings, ConfigError>
             ));
         }
         let default = VirtualProxyFile::default_proxy();
-        vps.push(virtual_proxy(
-            "virtual_proxy",
-            &default,
-            demo,
-            &demo_login,
-            &[],
-        )?);
+        vps.push(virtual_proxy("virtual_proxy", &default, &proxy_ctx, &[])?);
     }
     // The default virtual proxy first: routing falls back to it.
     vps.sort_by_key(|v| !v.prefix.is_empty());
@@ -87,7 +92,7 @@ pub(super) fn validate(file: File, base: &Path) -> Result<Settings, ConfigError>
         .shutdown
         .grace_seconds
         .map_or(d::SHUTDOWN_GRACE, Duration::from_secs);
-    let qlikview = qlikview(file.qlikview, base, demo, &vps)?;
+    let qlikview = qlikview(file.qlikview, base, demo, &vps, &own)?;
     let proxy = ProxySettings {
         connect_timeout: seconds(
             "proxy.connect_timeout_seconds",
@@ -157,18 +162,30 @@ impl VirtualProxyFile {
             session_limit_policy: LimitPolicy::Refuse,
             session_cookie_same_site: None,
             session_cookie_domain: None,
+            websocket_csrf_protection: false,
+            host_allow_list: Vec::new(),
         }
     }
+}
+
+/// What every virtual proxy's validation needs of the rest of the file.
+struct Ctx<'a> {
+    demo: bool,
+    demo_login: &'a str,
+    /// The front end's own host.
+    own: &'a Hosts,
+    /// The own host and `frontend.allowed_redirect_hosts`.
+    redirects: &'a Hosts,
 }
 
 /// One `[[virtual_proxy]]` table, checked against those before it (`earlier`).
 fn virtual_proxy(
     table: &str,
     vp: &VirtualProxyFile,
-    demo: bool,
-    demo_login: &str,
+    ctx: &Ctx<'_>,
     earlier: &[VirtualProxy],
 ) -> Result<VirtualProxy, ConfigError> {
+    let (demo, demo_login) = (ctx.demo, ctx.demo_login);
     let at = |field: &str| format!("{table}.{field}");
     let prefix = vp.prefix.clone();
     check_prefix(&prefix).map_err(|m| ConfigError::new(at("prefix"), m))?;
@@ -246,7 +263,25 @@ fn virtual_proxy(
         cookie_attributes.push_str("; Domain=");
         cookie_attributes.push_str(domain);
     }
+    let allow_list: Vec<String> = vp
+        .host_allow_list
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    for (j, host) in allow_list.iter().enumerate() {
+        if host.is_empty() || host.contains(['/', '@', '\\', ' ']) {
+            return Err(ConfigError::new(
+                at(&format!("host_allow_list[{j}]")),
+                format!("{host:?} is not a host or host:port"),
+            ));
+        }
+    }
+    let allowed = Hosts::new([], &allow_list);
     Ok(VirtualProxy {
+        redirect_hosts: ctx.redirects.clone().and(&allowed),
+        origin_hosts: ctx.own.clone().and(&allowed),
+        host_allow_list: allow_list,
+        websocket_csrf_protection: vp.websocket_csrf_protection,
         session_cookie_attributes: cookie_attributes,
         realm: ticket_core::model::qps_realm(&prefix),
         // Prefixes are `a-z 0-9 - . _ ~`: always a valid header value.
@@ -305,6 +340,11 @@ fn limits(file: &File) -> Result<Limits, ConfigError> {
             l.max_connections.unwrap_or(d::MAX_CONNECTIONS),
             1,
         )?,
+        websocket_idle_timeout: seconds(
+            "limits.websocket_idle_timeout_seconds",
+            l.websocket_idle_timeout_seconds,
+            d::WEBSOCKET_IDLE_TIMEOUT,
+        )?,
         body_read_timeout: seconds(
             "limits.body_read_timeout_seconds",
             l.body_read_timeout_seconds,
@@ -326,6 +366,7 @@ fn qlikview(
     base: &Path,
     demo: bool,
     vps: &[VirtualProxy],
+    own: &Hosts,
 ) -> Result<QlikView, ConfigError> {
     let raw_ips = file
         .trusted_ips
@@ -369,7 +410,7 @@ fn qlikview(
             password_sha256: hash,
         });
     }
-    let safe_forward_hosts = file
+    let safe_forward_hosts: Vec<String> = file
         .safe_forward_hosts
         .iter()
         .map(|h| h.trim().to_ascii_lowercase())
@@ -430,6 +471,7 @@ fn qlikview(
         trusted_ips,
         trusted_accounts,
         group_directory: file.group_directory.map(|p| base.join(p)),
+        safe_forward: own.clone().and(&Hosts::new([], &safe_forward_hosts)),
         safe_forward_hosts,
         login_url,
         login_is_demo,

@@ -10,6 +10,7 @@ use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 
 use super::headers::{forwarded_headers, is_websocket, strip, strip_hop_by_hop};
+use super::websocket::{Liveness, Relay, Speech};
 use super::Proxy;
 use crate::config::Upstream;
 use crate::conn::Conn;
@@ -26,8 +27,31 @@ pub(crate) struct Forward<'a> {
     pub identity: Vec<(HeaderName, HeaderValue)>,
     /// One more client header to strip (the QlikView header-authentication header).
     pub also_strip: Option<&'a HeaderName>,
-    /// The session, for closing its sockets on logout: `(realm, id)`.
+    /// The session, for closing its sockets when it ends: `(realm, id)`.
     pub session: (&'a str, &'a str),
+    /// For a WebSocket: what the gateway says on it, and the session it keeps alive.
+    pub websocket: Option<WebSocketTerms>,
+}
+
+/// What a bridged WebSocket gets from the gateway.
+#[derive(Debug, Clone)]
+pub(crate) struct WebSocketTerms {
+    /// What the gateway says on it.
+    pub speech: Speech,
+    /// The session its use keeps alive.
+    pub liveness: Option<Liveness>,
+}
+
+impl Default for WebSocketTerms {
+    fn default() -> Self {
+        WebSocketTerms {
+            speech: Speech {
+                greeting: None,
+                farewell: |_| None,
+            },
+            liveness: None,
+        }
+    }
 }
 
 /// A proxied request in flight.
@@ -138,23 +162,24 @@ where
     {
         let upstream_upgrade = hyper::upgrade::on(&mut res);
         let registration = proxy.sockets.register(to.session.0, to.session.1);
-        tokio::spawn(async move {
-            let (client, upstream) = match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                Ok(both) => both,
-                Err(e) => {
-                    tracing::debug!(error = %e, "websocket upgrade failed");
-                    return;
+        let terms = to.websocket.unwrap_or_default();
+        let relay = Relay {
+            speech: terms.speech,
+            liveness: terms.liveness,
+            ending: registration.ending.clone(),
+            idle_timeout: proxy.websocket_idle_timeout,
+        };
+        // The socket keeps the connection's place under `max_connections`.
+        let slot = conn.take_slot();
+        proxy.tasks.spawn(async move {
+            let _held = (slot, registration);
+            match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                Ok((client, upstream)) => {
+                    relay
+                        .run(TokioIo::new(client), TokioIo::new(upstream))
+                        .await;
                 }
-            };
-            let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-            let mut ending = registration.ending.clone();
-            tokio::select! {
-                r = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
-                    tracing::debug!(result = ?r.map(|_| ()), "websocket closed");
-                }
-                _ = ending.wait_for(Option::is_some) => {
-                    tracing::debug!("websocket closed: its session ended");
-                }
+                Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
             }
         });
         let (parts, _) = res.into_parts();

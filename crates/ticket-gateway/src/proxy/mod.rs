@@ -13,13 +13,14 @@ mod forward;
 pub(crate) mod headers;
 pub(crate) mod sockets;
 pub(crate) mod upstream;
+pub(crate) mod websocket;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::Request;
 
-pub(crate) use forward::{Forward, Forwarding};
+pub(crate) use forward::{Forward, Forwarding, WebSocketTerms};
 
 use crate::config::{ProxySettings, Settings};
 use crate::conn::Conn;
@@ -38,6 +39,10 @@ pub(crate) struct Proxy {
     pub sockets: Arc<Sockets>,
     /// Closes them as the core announces the end of their sessions.
     _follow: sockets::Follow,
+    /// The bridged WebSockets' tasks, waited for on shutdown.
+    tasks: tokio_util::task::TaskTracker,
+    /// A WebSocket silent this long is closed.
+    websocket_idle_timeout: std::time::Duration,
 }
 
 impl Proxy {
@@ -54,6 +59,21 @@ impl Proxy {
             pace: crate::http::pace::Pace::of(&settings.limits),
             _follow: sockets.follow(events),
             sockets,
+            tasks: tokio_util::task::TaskTracker::new(),
+            websocket_idle_timeout: settings.limits.websocket_idle_timeout,
+        }
+    }
+
+    /// Closes every bridged WebSocket with a close frame (`1001`) and waits, at most
+    /// `grace`, for them to finish.
+    pub(crate) async fn shut_down(&self, grace: std::time::Duration) {
+        self.sockets.close_all(sockets::Ending::Shutdown);
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("WebSockets still open after the grace period");
         }
     }
 

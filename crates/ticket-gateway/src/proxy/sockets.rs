@@ -15,14 +15,19 @@ pub(crate) enum Ending {
     Session(EndReason),
     /// The session timed out for want of use.
     TimedOut,
+    /// The socket carried nothing either way for the WebSocket idle timeout.
+    Idle,
     /// The gateway is shutting down.
     Shutdown,
 }
 
-/// Session → the signal its open sockets watch, and how many there are.
+/// Session `(realm, id)` → the signal its open sockets watch, and how many there are.
+type Open = HashMap<(String, String), (watch::Sender<Option<Ending>>, usize)>;
+
+/// The open sockets of every session.
 #[derive(Debug, Default)]
 pub(crate) struct Sockets {
-    open: Mutex<HashMap<(String, String), (watch::Sender<Option<Ending>>, usize)>>,
+    open: Mutex<Open>,
 }
 
 /// An open socket's registration; dropping it (when the socket ends) unregisters it.
@@ -92,10 +97,7 @@ impl Sockets {
         }))
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), (watch::Sender<Option<Ending>>, usize)>>
-    {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

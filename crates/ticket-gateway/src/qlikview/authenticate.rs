@@ -108,7 +108,7 @@ where
         .unwrap_or_else(|| DEFAULT_TRY.to_owned());
     // Each target judged as a browser would resolve it; what is sent is what was judged.
     let redirects = &state.redirects;
-    let guard = |t: &str| redirects.location(t, req.uri().path(), &redirects.qlikview);
+    let guard = |t: &str| redirects.location(t, req.uri().path(), &qv.safe_forward);
     let back = match params.back.filter(|b| !b.is_empty()) {
         Some(b) => guard(&b),
         None => Some(String::new()),

@@ -32,6 +32,7 @@ where
                     identity: vec![(qv.upstream_user_header.clone(), value)],
                     also_strip: Some(&qv.upstream_user_header),
                     session: (&session.realm, &session.id),
+                    websocket: None,
                 };
                 state.proxy.forward(req, to, conn).await
             }

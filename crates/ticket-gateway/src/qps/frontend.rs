@@ -12,19 +12,26 @@
 //! 3. Anything else is sent to the authentication module with a fresh target id.
 //!
 //! "The resource" is the virtual proxy's back end when it has one (see [`crate::proxy`]),
-//! else the built-in identity page.
+//! else the built-in identity page; or, at `/{vp}/qps/csrftoken`, the session's CSRF
+//! token.
+//!
+//! A WebSocket upgrade goes the same way, with what Qlik's proxy adds (see [`socket`]):
+//! its `Origin` must be allowed, the gateway greets it and tells it when its session
+//! ends, and one that may not enter is still upgraded, told where to log in, and closed.
 
 use std::future::Future;
 
-use http::{Request, Response, Uri};
+use http::header::{HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
 use ticket_core::{Redemption, Session};
 
 use super::error::PageError;
-use super::{identity, login, session};
+use super::{identity, login, session, socket};
 use crate::config::VirtualProxy;
 use crate::conn::Conn;
-use crate::http::{found, query_param, query_without, Body, BoxError};
+use crate::http::{empty, query_param, query_without, Body, BoxError};
 use crate::identity_page;
+use crate::proxy::headers::is_websocket;
 use crate::proxy::Forward;
 use crate::state::State;
 use crate::telemetry::{audit, metrics};
@@ -34,10 +41,21 @@ pub(crate) const TICKET_PARAM: &str = "qlikTicket";
 /// The name Qlik's Authentication API page gives the same parameter.
 pub(crate) const TICKET_PARAM_DOCUMENTED: &str = "X-Qlik-Ticket";
 /// The header name the Qlik documentation gives for the same purpose.
-pub(crate) const TICKET_HEADER: http::HeaderName = http::HeaderName::from_static("x-qlik-ticket");
+pub(crate) const TICKET_HEADER: HeaderName = HeaderName::from_static("x-qlik-ticket");
+/// The header that carries a session's CSRF token.
+pub(crate) const CSRF_HEADER: HeaderName = HeaderName::from_static("qlik-csrf-token");
+
+/// What a signed-in request gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// The resource asked for.
+    Resource,
+    /// The session's CSRF token (`/{vp}/qps/csrftoken`).
+    CsrfToken,
+}
 
 /// Why a browser gets no session.
-enum Refusal {
+pub(crate) enum Refusal {
     /// No or a bad ticket, no or a dead session: log in.
     Login,
     /// Anything else, as a page.
@@ -50,24 +68,61 @@ impl From<ticket_core::StoreError> for Refusal {
     }
 }
 
+/// A session the request may use, and whether it started with this request.
+pub(crate) struct SignedIn {
+    pub(crate) session: Session,
+    pub(crate) new: bool,
+}
+
 /// Serves a request behind a virtual proxy.
 pub(crate) fn serve<'a, B>(
     state: &'a State,
     mut req: Request<B>,
     vp: &'a VirtualProxy,
     conn: &'a Conn,
+    target: Target,
 ) -> impl Future<Output = Response<Body>> + 'a
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    let ticket = take_ticket(&mut req);
+    // A plain function returning an `async` block: the block holds the request once,
+    // where an `async fn` would hold its argument and a copy of it.
+    async move {
+        let websocket = is_websocket(req.headers());
+        if websocket && !socket::admit(vp, &req, ticket.is_some()) {
+            return socket::refused();
+        }
+        let signed_in = match sign_in(state, vp, &req, ticket.as_deref(), conn).await {
+            Ok(s) => s,
+            Err(refusal) if websocket => return socket::refuse(state, vp, &mut req, refusal).await,
+            Err(Refusal::Login) => return login::redirect(state, vp, &req).await,
+            Err(Refusal::Page(e)) => return e.into_response(),
+        };
+        if websocket && !socket::token_ok(vp, &req, &signed_in) {
+            return socket::refused();
+        }
+        let mut res = match target {
+            Target::Resource => resource(state, req, vp, &signed_in.session, conn).await,
+            Target::CsrfToken => csrf_token(&signed_in.session),
+        };
+        if signed_in.new {
+            session::set_cookie(&mut res, vp, conn, &signed_in.session.id);
+        }
+        res
+    }
+}
+
+/// The ticket the request carries, if any: `qlikTicket` or `X-Qlik-Ticket` in the query
+/// (any casing), taken out of the request (the back end never sees it), or the header.
+fn take_ticket<B>(req: &mut Request<B>) -> Option<String> {
     let query = req.uri().query();
     let ticket = query_param(query, TICKET_PARAM)
         .or_else(|| query_param(query, TICKET_PARAM_DOCUMENTED))
         .map(|t| t.into_owned());
-    let ticket = match ticket {
+    match ticket {
         Some(t) => {
-            // The back end never sees the ticket.
             *req.uri_mut() = without_ticket(req.uri());
             Some(t)
         }
@@ -76,33 +131,31 @@ where
             .get(TICKET_HEADER)
             .and_then(|h| h.to_str().ok())
             .map(str::to_owned),
-    };
-    // A plain function returning an `async` block: the block holds the request once,
-    // where an `async fn` would hold its argument and a copy of it.
-    async move {
-        let redeemed = match ticket {
-            Some(ticket) => redeem(state, vp, &ticket, conn).await.map(|s| (s, true)),
-            None => Err(Refusal::Login),
-        };
-        let outcome = match redeemed {
-            Err(Refusal::Login) => match session::current(state, vp, req.headers()).await {
-                Ok(Some(s)) => Ok((s, false)),
-                Ok(None) => Err(Refusal::Login),
-                Err(e) => Err(e.into()),
-            },
-            other => other,
-        };
-        match outcome {
-            Ok((session, new)) => {
-                let mut res = resource(state, req, vp, &session, conn).await;
-                if new {
-                    session::set_cookie(&mut res, vp, conn, &session.id);
-                }
-                res
-            }
-            Err(Refusal::Login) => login_redirect(state, vp, &req).await,
-            Err(Refusal::Page(e)) => e.into_response(),
+    }
+}
+
+/// The session a request may use: its ticket's, redeemed now, else its cookie's.
+pub(crate) async fn sign_in<B>(
+    state: &State,
+    vp: &VirtualProxy,
+    req: &Request<B>,
+    ticket: Option<&str>,
+    conn: &Conn,
+) -> Result<SignedIn, Refusal> {
+    if let Some(ticket) = ticket {
+        match redeem(state, vp, ticket, conn).await {
+            Ok(session) => return Ok(SignedIn { session, new: true }),
+            // A spent or unknown ticket beside a live session: the session serves.
+            Err(Refusal::Login) => {}
+            Err(other) => return Err(other),
         }
+    }
+    match session::current(state, vp, req.headers()).await? {
+        Some(session) => Ok(SignedIn {
+            session,
+            new: false,
+        }),
+        None => Err(Refusal::Login),
     }
 }
 
@@ -138,11 +191,13 @@ where
 {
     match &vp.upstream {
         Some(upstream) => {
+            let websocket = is_websocket(req.headers()).then(|| socket::terms(state, vp, session));
             let to = Forward {
                 upstream,
                 identity: identity::headers(vp, session),
                 also_strip: Some(&state.settings.qlikview.upstream_user_header),
                 session: (&session.realm, &session.id),
+                websocket,
             };
             state.proxy.forward(req, to, conn).await
         }
@@ -158,6 +213,18 @@ where
             )
         }
     }
+}
+
+/// `GET /{vp}/qps/csrftoken`: `200`, no body, the token in `qlik-csrf-token`.
+fn csrf_token(session: &Session) -> Response<Body> {
+    let mut res = Response::new(empty());
+    *res.status_mut() = StatusCode::OK;
+    if let Ok(token) = HeaderValue::from_str(&session.csrf_token) {
+        res.headers_mut().insert(CSRF_HEADER, token);
+    }
+    res.headers_mut()
+        .insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    res
 }
 
 /// Consumes `ticket` and starts a session for its user, within the per-user limit: one
@@ -198,19 +265,5 @@ async fn redeem(
             Err(Refusal::Page(PageError::TooManySessions))
         }
         Redemption::NoTicket | Redemption::WrongRealm(_) => Err(Refusal::Login),
-    }
-}
-
-/// `302` to the authentication module with `proxyRestUri` and a new `targetId` naming the
-/// URL the browser asked for (without any ticket parameter: it was taken out already).
-async fn login_redirect<B>(state: &State, vp: &VirtualProxy, req: &Request<B>) -> Response<Body> {
-    let mut target = format!("{}{}", state.settings.frontend.public_url, req.uri().path());
-    if let Some(q) = req.uri().query().filter(|q| !q.is_empty()) {
-        target.push('?');
-        target.push_str(q);
-    }
-    match login::location(state, vp, &target).await {
-        Ok(location) => found(&location),
-        Err(e) => PageError::Unavailable(e).into_response(),
     }
 }

@@ -17,9 +17,11 @@ pub(crate) mod identity;
 #[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
 pub mod json;
 pub(crate) mod login;
+pub(crate) mod notify;
 pub(crate) mod personal;
 pub(crate) mod session;
 pub(crate) mod session_api;
+pub(crate) mod socket;
 pub(crate) mod wire;
 #[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
 pub mod xrf;

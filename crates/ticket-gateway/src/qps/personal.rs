@@ -66,12 +66,8 @@ async fn user<B>(
             let redirects = &state.redirects;
             let target = query_param(req.uri().query(), "targetUri")
                 .filter(|t| !t.is_empty())
-                .and_then(|t| redirects.location(&t, "/", &redirects.frontend))
-                .map(|t| match t.starts_with('/') {
-                    // Stored absolute: the authentication module sends the browser there.
-                    true => format!("{}{t}", state.settings.frontend.public_url),
-                    false => t,
-                })
+                .and_then(|t| redirects.location(&t, "/", &vp.redirect_hosts))
+                .map(|t| login::absolute(state, t))
                 .unwrap_or_else(|| login::frontend_url(state, vp, "/hub/"));
             let login = login::location(state, vp, &target).await?;
             serde_json::to_vec(&Inactive {

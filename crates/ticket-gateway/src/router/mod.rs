@@ -14,6 +14,7 @@
 //! frontend  any         /QvAJAXZfc/…, /QlikView/…, GET AccessPoint.aspx  qlikview::pages
 //! frontend  GET | POST  /demo/login, /demo/qlikview/ ([demo] enabled)    demo
 //! frontend  GET | DEL   /[{vp}/]qps/user                       qps::personal
+//! frontend  GET         /[{vp}/]qps/csrftoken                  qps::frontend (the token)
 //! frontend  any         /[{vp}/]…  (anything else)             qps::frontend
 //! ```
 //!
@@ -34,6 +35,7 @@ use crate::http::{Body, BoxError};
 use crate::qlikview::error::QvError;
 use crate::qps::api::VpRef;
 use crate::qps::error::ApiError;
+use crate::qps::frontend::Target::{CsrfToken, Resource};
 use crate::qps::session_api::SessionOp;
 use crate::state::State;
 use crate::{demo, ops, qlikview, qps};
@@ -47,6 +49,7 @@ pub(crate) enum Route<'s> {
     Ready,
     Metrics,
     PersonalUser(&'s VirtualProxy),
+    CsrfToken(&'s VirtualProxy),
     DemoLoginForm,
     DemoLogin,
     DemoPortalForm,
@@ -87,10 +90,13 @@ pub(crate) fn route<'s>(
         return demo(Route::DemoPortalForm, Route::DemoPortal);
     }
     let vp = paths::frontend_vp(settings, path);
-    match (paths::is_personal_user(path, &vp.prefix), method) {
-        (false, _) => Route::Frontend(vp),
-        (true, &Method::GET | &Method::HEAD | &Method::DELETE) => Route::PersonalUser(vp),
-        (true, _) => Route::MethodNotAllowed("GET, DELETE"),
+    let personal = paths::personal_endpoint(path, &vp.prefix).map(str::to_ascii_lowercase);
+    match (personal.as_deref(), method) {
+        (Some("user"), &Method::GET | &Method::HEAD | &Method::DELETE) => Route::PersonalUser(vp),
+        (Some("user"), _) => Route::MethodNotAllowed("GET, DELETE"),
+        (Some("csrftoken"), &Method::GET | &Method::HEAD) => Route::CsrfToken(vp),
+        (Some("csrftoken"), _) => Route::MethodNotAllowed("GET"),
+        _ => Route::Frontend(vp),
     }
 }
 
@@ -114,12 +120,15 @@ where
     }
     match route {
         Route::AddTicket(vp) => L(L(L(qps::api::add_ticket(state, req, vp, conn)))),
-        Route::Frontend(vp) => L(L(R(qps::frontend::serve(state, req, vp, conn)))),
+        Route::Frontend(vp) => L(L(R(qps::frontend::serve(state, req, vp, conn, Resource)))),
         Route::GetWebTicket => L(R(L(qlikview::webticket::get_web_ticket(state, req, conn)))),
         Route::Authenticate => L(R(R(qlikview::authenticate::authenticate(state, req, conn)))),
         Route::QlikViewPage => R(L(qlikview::pages::serve(state, req, conn))),
         Route::Session(vp, op) => R(R(boxed(qps::session_api::handle(state, req, vp, op, conn)))),
         Route::PersonalUser(vp) => R(R(boxed(qps::personal::handle(state, req, vp, conn)))),
+        Route::CsrfToken(vp) => R(R(boxed(qps::frontend::serve(
+            state, req, vp, conn, CsrfToken,
+        )))),
         Route::AccessPoint => R(R(boxed(qlikview::accesspoint::command(state, req, conn)))),
         Route::DemoLogin => R(R(boxed(demo::login(state, req, conn)))),
         Route::DemoPortal => R(R(boxed(demo::portal(state, req, conn)))),
@@ -153,6 +162,7 @@ impl Route<'_> {
             Route::Ready => "readyz",
             Route::Metrics => "metrics",
             Route::PersonalUser(_) => "qps_personal_user",
+            Route::CsrfToken(_) => "qps_csrf_token",
             Route::DemoLoginForm | Route::DemoLogin => "demo_login",
             Route::DemoPortalForm | Route::DemoPortal => "demo_portal",
             Route::GetWebTicket => "qv_getwebticket",

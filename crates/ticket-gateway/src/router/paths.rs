@@ -25,18 +25,19 @@ enum Endpoint {
     User(String, String),
 }
 
-/// `/{vp}/qps/user` (prefix before `/qps`, unlike the REST API), trailing slash allowed.
-pub(super) fn is_personal_user(path: &str, prefix: &str) -> bool {
+/// The word after `/{vp}/qps/` of a personal API path (prefix before `/qps`, unlike the
+/// REST API; trailing slash allowed): `user`, `csrftoken`, …
+pub(super) fn personal_endpoint<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
     let mut segments = split_ascii(path, b'/').filter(|s| !s.is_empty());
     let is = |s: Option<&str>, word: &str| s.is_some_and(|s| s.eq_ignore_ascii_case(word));
     let first = segments.next();
     let (second, third, more) = (segments.next(), segments.next(), segments.next());
     match (third, more) {
-        (None, _) => prefix.is_empty() && is(first, "qps") && is(second, "user"),
-        (Some(_), None) => {
-            !prefix.is_empty() && is(first, prefix) && is(second, "qps") && is(third, "user")
+        (None, _) if prefix.is_empty() && is(first, "qps") => second,
+        (Some(word), None) if !prefix.is_empty() && is(first, prefix) && is(second, "qps") => {
+            Some(word)
         }
-        _ => false,
+        _ => None,
     }
 }
 

@@ -122,16 +122,15 @@ pub async fn run(listeners: Listeners, gateway: Gateway, shutdown: impl Future<O
         let tls = acceptors.get(side).cloned();
         let (builder, watcher, gateway) = (builder.clone(), graceful.watcher(), gateway.clone());
         tokio::spawn(async move {
-            let _permit = permit;
             let Some(tls) = tls else {
-                let conn = Conn::new(side, peer, false, ClientAuth::NotRequired);
+                let conn = Conn::new(side, peer, false, ClientAuth::NotRequired).holding(permit);
                 return serve(&builder, watcher, gateway, stream, conn).await;
             };
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
             match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => {
                     let client_auth = tls::client_auth(&tls, stream.get_ref().1);
-                    let conn = Conn::new(side, peer, true, client_auth);
+                    let conn = Conn::new(side, peer, true, client_auth).holding(permit);
                     serve(&builder, watcher, gateway, stream, conn).await;
                 }
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
@@ -141,7 +140,9 @@ pub async fn run(listeners: Listeners, gateway: Gateway, shutdown: impl Future<O
     }
     drop(listeners);
     tracing::info!("shutting down: no new connections; draining in-flight requests");
-    match tokio::time::timeout(settings.shutdown_grace, graceful.shutdown()).await {
+    let websockets = gateway.close_websockets(settings.shutdown_grace);
+    let requests = tokio::time::timeout(settings.shutdown_grace, graceful.shutdown());
+    match tokio::join!(requests, websockets).0 {
         Ok(()) => tracing::info!("all connections closed"),
         Err(_) => {
             tracing::warn!(grace = ?settings.shutdown_grace, "grace period over; closing remaining connections")
