@@ -277,3 +277,43 @@ async fn x_qlik_ticket_in_the_query_redeems_in_any_casing() {
         assert_eq!(echo["path"], "/ext/hub/page?a=1");
     }
 }
+
+#[tokio::test]
+async fn early_replies_are_read_over_plain_http_too() {
+    use tokio::io::AsyncReadExt;
+    let gw = TestGateway::start("").await;
+    let mut s = TcpStream::connect(gw.frontend).await.unwrap();
+    // A head far over the limit: the gateway answers 431 after its first 16 KiB.
+    let big = "y".repeat(32 * 1024);
+    s.write_all(format!("GET /hub/ HTTP/1.1\r\nHost: x\r\nX-Big: {big}").as_bytes())
+        .await
+        .unwrap();
+    s.readable().await.unwrap();
+    // A client that fails to send gives up before it reads: the rest must go through.
+    let rest = format!("{}\r\n\r\n", "y".repeat(256 * 1024));
+    s.write_all(rest.as_bytes()).await.expect("the rest is taken, not reset");
+    let mut reply = Vec::new();
+    let read = s.read_to_end(&mut reply).await;
+    assert!(
+        reply.starts_with(b"HTTP/1.1 431"),
+        "{read:?} {:?}",
+        String::from_utf8_lossy(&reply)
+    );
+}
+
+#[tokio::test]
+async fn a_target_id_of_one_virtual_proxy_is_not_honoured_by_another() {
+    let gw = TestGateway::start(
+        "[[virtual_proxy]]\nprefix = \"a\"\n[[virtual_proxy]]\nprefix = \"b\"\n",
+    )
+    .await;
+    let res = get(gw.frontend, "/a/hub/", "").await;
+    let location = res.header("location").unwrap().to_owned();
+    let target_id = location.rsplit_once("targetId=").unwrap().1;
+    let body = format!(r#"{{"UserDirectory":"A","UserId":"b","TargetId":"{target_id}"}}"#);
+    let other = post_ticket(gw.api, "b", &body).await;
+    assert_eq!(other.status, 201);
+    assert_eq!(other.json()["TargetUri"], serde_json::Value::Null);
+    let own = post_ticket(gw.api, "a", &body).await;
+    assert_eq!(own.json()["TargetUri"], format!("http://{}/a/hub/", gw.frontend));
+}

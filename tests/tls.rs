@@ -246,3 +246,49 @@ async fn plain_http_to_a_tls_listener_gets_nothing_useful() {
     .expect("closed in time");
     assert!(!String::from_utf8_lossy(&buf).contains("Ticket"));
 }
+
+/// An early reply (the gateway answers before the client has sent all it is sending) must
+/// reach the client: the gateway lingers rather than resetting the connection. The client
+/// here sends its body only once the reply is there to read, as a slow uploader would.
+#[tokio::test]
+async fn early_replies_are_read_over_tls() {
+    use tokio::io::AsyncReadExt;
+    let dir = cert_dir("early");
+    let gw = TestGateway::start(&tls_config(&dir, "required")).await;
+    let c = connector(&dir, None);
+    let body = "x".repeat(256 * 1024);
+    for (head, rest, status) in [
+        (
+            format!("POST /QvAJAXZfc/GetWebTicket.aspx HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n", body.len()),
+            body.clone(),
+            413,
+        ),
+        (
+            format!("GET /hub/ HTTP/1.1\r\nHost: localhost\r\nX-Big: {}", "y".repeat(32 * 1024)),
+            format!("{}\r\n\r\n", "y".repeat(256 * 1024)),
+            431,
+        ),
+    ] {
+        let tcp = TcpStream::connect(gw.frontend).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut tls = c.connect(name, tcp).await.unwrap();
+        tls.write_all(head.as_bytes()).await.unwrap();
+        tls.flush().await.unwrap();
+        tls.get_ref().0.readable().await.unwrap();
+        // A client that fails to send gives up before it reads: the rest must go through.
+        tls.write_all(rest.as_bytes()).await.expect("the rest is taken, not reset");
+        tls.flush().await.expect("flushed");
+        let mut reply = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            tls.read_to_end(&mut reply),
+        )
+        .await
+        .expect("in time");
+        let text = String::from_utf8_lossy(&reply);
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status}")),
+            "{read:?} {text:?}"
+        );
+    }
+}

@@ -8,6 +8,7 @@
 
 pub mod certs;
 pub(crate) mod tls;
+mod linger;
 mod watch;
 
 use std::convert::Infallible;
@@ -164,10 +165,8 @@ async fn serve<I>(
     let limits = Deadlines::from(&gateway.settings().limits);
     let peer = conn.peer;
     let activity = Arc::new(Activity::new());
-    let io = Tracked {
-        inner: io,
-        activity: activity.clone(),
-    };
+    let (linger, lingering) = tokio::sync::oneshot::channel();
+    let io = Tracked::new(io, activity.clone(), linger);
     let in_service = activity.clone();
     let conn = Arc::new(conn);
     let service = service_fn(move |req: hyper::Request<Incoming>| {
@@ -185,14 +184,19 @@ async fn serve<I>(
     let connection = builder
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .into_owned();
-    let connection = watcher.watch(connection);
-    tokio::pin!(connection);
+    let mut connection = Box::pin(watcher.watch(connection));
     let mut watch = IdleWatch::new(&activity);
     loop {
         tokio::select! {
             result = &mut connection => {
                 if let Err(e) = result {
                     tracing::debug!(error = %e, %peer, "connection ended with an error");
+                }
+                // hyper is done with it: the IO comes back for a lingering close (none
+                // after an upgrade, which keeps it).
+                drop(connection);
+                if let Ok(io) = lingering.await {
+                    linger::close(io).await;
                 }
                 return;
             }

@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 /// How often, per timeout, a connection's activity is looked at: a connection is closed
@@ -144,9 +145,43 @@ impl Drop for Busy {
 }
 
 /// An IO that counts when bytes move.
+///
+/// When hyper is done with the connection and drops it, the IO goes to `linger` (if set),
+/// for a lingering close: the connection's owner reads what the client is still sending
+/// before it closes, so that an early reply (a `413`, a `431`) is not lost to a reset.
 pub(super) struct Tracked<I> {
-    pub(super) inner: I,
-    pub(super) activity: Arc<Activity>,
+    inner: Option<I>,
+    activity: Arc<Activity>,
+    linger: Option<oneshot::Sender<I>>,
+}
+
+impl<I> Tracked<I> {
+    /// `inner`, counted in `activity`, handed to `linger` when dropped.
+    pub(super) fn new(inner: I, activity: Arc<Activity>, linger: oneshot::Sender<I>) -> Self {
+        Tracked {
+            inner: Some(inner),
+            activity,
+            linger: Some(linger),
+        }
+    }
+
+    fn io(&mut self) -> io::Result<Pin<&mut I>>
+    where
+        I: Unpin,
+    {
+        match self.inner.as_mut() {
+            Some(io) => Ok(Pin::new(io)),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+impl<I> Drop for Tracked<I> {
+    fn drop(&mut self) {
+        if let (Some(io), Some(linger)) = (self.inner.take(), self.linger.take()) {
+            let _ = linger.send(io);
+        }
+    }
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Tracked<I> {
@@ -155,7 +190,10 @@ impl<I: AsyncRead + Unpin> AsyncRead for Tracked<I> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let result = match self.io() {
+            Ok(io) => io.poll_read(cx, buf),
+            Err(e) => return Poll::Ready(Err(e)),
+        };
         if matches!(result, Poll::Ready(Ok(()))) {
             self.activity.touch();
         }
@@ -169,7 +207,10 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        let result = match self.io() {
+            Ok(io) => io.poll_write(cx, buf),
+            Err(e) => return Poll::Ready(Err(e)),
+        };
         if matches!(result, Poll::Ready(Ok(_))) {
             self.activity.wrote();
         }
@@ -181,7 +222,10 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        let result = match self.io() {
+            Ok(io) => io.poll_write_vectored(cx, bufs),
+            Err(e) => return Poll::Ready(Err(e)),
+        };
         if matches!(result, Poll::Ready(Ok(_))) {
             self.activity.wrote();
         }
@@ -189,15 +233,21 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.inner.as_ref().is_some_and(I::is_write_vectored)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        match self.io() {
+            Ok(io) => io.poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        match self.io() {
+            Ok(io) => io.poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 }
 
