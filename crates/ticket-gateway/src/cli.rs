@@ -133,7 +133,7 @@ async fn serve(settings: Settings) -> ExitCode {
     let listeners = match Listeners::bind(&settings).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("ticket-gateway: cannot listen: {e}");
+            eprintln!("ticket-gateway: {e}");
             return ExitCode::FAILURE;
         }
     };

@@ -60,7 +60,7 @@ mod text;
 pub use config::Settings;
 pub use conn::{ClientAuth, Conn, Side};
 pub use gateway::Gateway;
-pub use server::{certs, run, Listeners};
+pub use server::{certs, run, BindError, Listeners};
 
 /// The readers and guards the fuzz targets, property tests and benchmarks drive directly.
 #[cfg(feature = "fuzzing")]

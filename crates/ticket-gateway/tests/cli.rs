@@ -305,3 +305,16 @@ async fn control_characters_from_a_client_are_escaped_in_the_human_log() {
         "{audit}"
     );
 }
+
+#[test]
+fn an_address_in_use_is_named() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let file = config(&format!(
+        "[frontend]\nlisten = \"{addr}\"\n[api]\nlisten = \"127.0.0.1:0\"\n"
+    ));
+    let (code, _, err) = run(&["--config", file.0.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(err.contains(&addr.to_string()), "{err}");
+    assert!(err.contains("frontend.listen"), "{err}");
+}

@@ -45,12 +45,30 @@ pub struct Listeners {
     pub api: TcpListener,
 }
 
+/// A listener that could not be bound: which one, on which address, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} ({key}): {source}")]
+pub struct BindError {
+    /// The setting that names the address (`frontend.listen`, `api.listen`).
+    pub key: &'static str,
+    /// The address.
+    pub addr: std::net::SocketAddr,
+    /// Why (address already in use, permission denied, …).
+    #[source]
+    pub source: io::Error,
+}
+
 impl Listeners {
-    /// Binds both addresses of the settings.
-    pub async fn bind(settings: &Settings) -> io::Result<Listeners> {
+    /// Binds both addresses of the settings; an error names the address and its key.
+    pub async fn bind(settings: &Settings) -> Result<Listeners, BindError> {
+        let bind = |key, addr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| BindError { key, addr, source })
+        };
         Ok(Listeners {
-            frontend: TcpListener::bind(settings.frontend.listen).await?,
-            api: TcpListener::bind(settings.api.listen).await?,
+            frontend: bind("frontend.listen", settings.frontend.listen).await?,
+            api: bind("api.listen", settings.api.listen).await?,
         })
     }
 }
