@@ -11,7 +11,10 @@ use gateway_tests::{login, TestGateway};
 /// `node` and the installed packages, or `None` (a skip) outside CI.
 pub(crate) fn node_with_packages() -> Option<(PathBuf, PathBuf)> {
     let js = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js");
-    let found = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success())
+    let found = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
         && js.join("node_modules").is_dir();
     if found {
         return Some((PathBuf::from("node"), js));
@@ -42,12 +45,19 @@ async fn enigma_js_reads_the_greeting_through_the_gateway() {
         .await
         .expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines[0]["method"], "OnAuthenticationInformation", "{stdout}");
+    assert_eq!(
+        lines[0]["method"], "OnAuthenticationInformation",
+        "{stdout}"
+    );
     assert_eq!(lines[0]["params"]["userId"], "jdoe");
     assert_eq!(lines[0]["params"]["userDirectory"], "ACME");
     assert_eq!(lines[0]["params"]["mustAuthenticate"], false);

@@ -291,7 +291,9 @@ async fn early_replies_are_read_over_plain_http_too() {
     s.readable().await.unwrap();
     // A client that fails to send gives up before it reads: the rest must go through.
     let rest = format!("{}\r\n\r\n", "y".repeat(256 * 1024));
-    s.write_all(rest.as_bytes()).await.expect("the rest is taken, not reset");
+    s.write_all(rest.as_bytes())
+        .await
+        .expect("the rest is taken, not reset");
     let mut reply = Vec::new();
     let read = s.read_to_end(&mut reply).await;
     assert!(
@@ -315,5 +317,8 @@ async fn a_target_id_of_one_virtual_proxy_is_not_honoured_by_another() {
     assert_eq!(other.status, 201);
     assert_eq!(other.json()["TargetUri"], serde_json::Value::Null);
     let own = post_ticket(gw.api, "a", &body).await;
-    assert_eq!(own.json()["TargetUri"], format!("http://{}/a/hub/", gw.frontend));
+    assert_eq!(
+        own.json()["TargetUri"],
+        format!("http://{}/a/hub/", gw.frontend)
+    );
 }

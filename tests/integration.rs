@@ -1,10 +1,12 @@
 //! Integration tests over real sockets on `127.0.0.1:0`, plus in-process tests on tokio's
 //! paused clock for everything that depends on time.
 
+mod browser;
 mod clients;
 mod faults;
 mod gateway_proxy;
 mod limits;
+mod mashup;
 mod multinode;
 mod operations;
 mod qlikview;

@@ -224,7 +224,7 @@ async fn a_session_made_on_one_node_lives_and_ends_on_every_node() {
         b"DELETE /qps/user HTTP/1.1\r\nHost: x\r\nCookie: X-Qlik-Session=portal-1\r\nConnection: close\r\n\r\n",
     )
     .await;
-    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(res.status, 204, "{}", res.text());
     assert_eq!(hub(a.frontend, "X-Qlik-Session=portal-1").await.status, 302);
     assert_eq!(
         session_api(a.api, "GET", "/qps/session/portal-1", None)

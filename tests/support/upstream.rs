@@ -6,7 +6,8 @@
 //! - `GET …/slow`: never answers (until the test ends).
 //! - a WebSocket upgrade on any path: sends `ENGINE_HELLO` at once, as a Qlik engine sends
 //!   `OnConnected`, then echoes every message (pings are answered).
-//! - anything else: `200` JSON `{"method","path","headers":[[name,value],…]}`.
+//! - anything else: `200` JSON `{"method","path","headers":[[name,value],…]}`, with an
+//!   `X-Frame-Options: ALLOWALL` of its own.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -156,6 +157,9 @@ async fn handle(mut req: Request<Incoming>) -> Result<Response<Body>, Infallible
                 .insert("content-type", "application/json".parse().unwrap());
             res.headers_mut()
                 .insert("x-upstream", "yes".parse().unwrap());
+            // A header of its own that a virtual proxy's settings may replace.
+            res.headers_mut()
+                .insert("x-frame-options", "ALLOWALL".parse().unwrap());
             Ok(res)
         }
     }

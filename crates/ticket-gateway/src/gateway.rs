@@ -11,6 +11,7 @@ use ticket_core::Store;
 use crate::config::{ConfigError, Settings};
 use crate::conn::Conn;
 use crate::groups::GroupDirectory;
+use crate::http::decorate::Decorated;
 use crate::http::{Body, BoxError};
 use crate::router;
 use crate::state::State;
@@ -85,13 +86,17 @@ impl Gateway {
         B::Error: Into<BoxError>,
     {
         let state = &*self.state;
-        let route = router::route(&state.settings, conn.side, req.method(), req.uri().path());
+        let settings = &state.settings;
+        let route = router::route(
+            settings,
+            conn.side,
+            req.method(),
+            req.uri().path(),
+            req.headers(),
+        );
         let (method, name) = (req.method().clone(), route.name());
-        Access::new(
-            router::dispatch(state, route, req, conn),
-            method,
-            name,
-            conn,
-        )
+        let decoration = router::decoration(settings, &route, req.headers());
+        let answer = Decorated::new(router::dispatch(state, route, req, conn), decoration);
+        Access::new(answer, method, name, conn)
     }
 }

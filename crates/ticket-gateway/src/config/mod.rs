@@ -21,7 +21,7 @@ use ipnet::IpNet;
 use ticket_core::SessionLimit;
 
 pub use hosts::Hosts;
-pub use schema::ClientAuthMode;
+pub use schema::{AnonymousAccess, ClientAuthMode};
 
 /// Exit code for a configuration the gateway cannot start with (`EX_USAGE`).
 pub const EXIT_CONFIG: i32 = 64;
@@ -151,6 +151,8 @@ pub struct QlikView {
     pub upstream_user_header: http::HeaderName,
     /// What goes before the user id in that header (`CUSTOM\`).
     pub upstream_user_prefix: String,
+    /// Headers added to every response of the QlikView pages.
+    pub additional_response_headers: http::HeaderMap,
 }
 
 /// A caller trusted by HTTP Basic credentials; only a SHA-256 of the password is kept.
@@ -243,8 +245,17 @@ pub struct VirtualProxy {
     /// Where this proxy's redirects (`targetUri`, `reloadUri`) may go: the gateway's own
     /// host, `frontend.allowed_redirect_hosts` and the host allow list.
     pub redirect_hosts: Hosts,
-    /// Which `Origin` may open a WebSocket: the gateway's own host and the host allow list.
+    /// Which `Origin` may open a WebSocket: the gateway's own host, the host allow list
+    /// and the CORS origins.
     pub origin_hosts: Hosts,
+    /// Headers added to every front-end response of this proxy (the QMC's "Additional
+    /// response headers"), replacing a back end's of the same name.
+    pub additional_response_headers: http::HeaderMap,
+    /// Origins (`scheme://host[:port]`) a browser may call this proxy from with its
+    /// cookie: each gets CORS headers naming it.
+    pub cors_allowed_origins: Vec<http::HeaderValue>,
+    /// Who may enter without signing in.
+    pub anonymous_access: AnonymousAccess,
 }
 
 /// A back end: scheme and authority, e.g. `http://127.0.0.1:9000`, parsed once here

@@ -2,6 +2,8 @@
 //! Every key is optional (`#[serde(default)]`); what a key may hold beyond its type, and
 //! what a missing key means, is decided in [`super::validate`].
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 /// The whole file.
@@ -60,6 +62,7 @@ pub(super) struct QlikViewFile {
     pub upstream: Option<String>,
     pub upstream_user_header: Option<String>,
     pub upstream_user_prefix: Option<String>,
+    pub additional_response_headers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,6 +143,25 @@ pub(super) struct VirtualProxyFile {
     pub websocket_csrf_protection: bool,
     #[serde(default)]
     pub host_allow_list: Vec<String>,
+    #[serde(default)]
+    pub additional_response_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub cors_allowed_origins: Vec<String>,
+    #[serde(default)]
+    pub anonymous_access: AnonymousAccess,
+}
+
+/// `anonymous_access`: the QMC's anonymous access modes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnonymousAccess {
+    /// Everyone signs in.
+    #[default]
+    None,
+    /// A request without a session gets an anonymous one; it may still sign in.
+    Allow,
+    /// Nobody is sent to sign in.
+    Always,
 }
 
 #[derive(Debug, Default, Deserialize)]

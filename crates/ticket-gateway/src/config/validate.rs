@@ -164,6 +164,9 @@ impl VirtualProxyFile {
             session_cookie_domain: None,
             websocket_csrf_protection: false,
             host_allow_list: Vec::new(),
+            additional_response_headers: Default::default(),
+            cors_allowed_origins: Vec::new(),
+            anonymous_access: Default::default(),
         }
     }
 }
@@ -277,9 +280,23 @@ fn virtual_proxy(
         }
     }
     let allowed = Hosts::new([], &allow_list);
+    let mut cors_allowed_origins = Vec::new();
+    let mut cors_hosts = Hosts::default();
+    for (j, origin) in vp.cors_allowed_origins.iter().enumerate() {
+        let key = at(&format!("cors_allowed_origins[{j}]"));
+        let (value, hosts) = cors_origin(origin).map_err(|m| ConfigError::new(key, m))?;
+        cors_allowed_origins.push(value);
+        cors_hosts = cors_hosts.and(&hosts);
+    }
     Ok(VirtualProxy {
         redirect_hosts: ctx.redirects.clone().and(&allowed),
-        origin_hosts: ctx.own.clone().and(&allowed),
+        origin_hosts: ctx.own.clone().and(&allowed).and(&cors_hosts),
+        additional_response_headers: response_headers(
+            &at("additional_response_headers"),
+            &vp.additional_response_headers,
+        )?,
+        cors_allowed_origins,
+        anonymous_access: vp.anonymous_access,
         host_allow_list: allow_list,
         websocket_csrf_protection: vp.websocket_csrf_protection,
         session_cookie_attributes: cookie_attributes,
@@ -463,6 +480,10 @@ fn qlikview(
         )
     })?;
     Ok(QlikView {
+        additional_response_headers: response_headers(
+            "qlikview.additional_response_headers",
+            &file.additional_response_headers,
+        )?,
         upstream: upstream_qv,
         upstream_user_header,
         upstream_user_prefix: file
@@ -482,6 +503,68 @@ fn qlikview(
             .invalid_call_body
             .unwrap_or_else(|| d::INVALID_CALL_BODY.to_owned()),
     })
+}
+
+/// `additional_response_headers`: valid names and values; the headers the gateway itself
+/// must control (framing, cookies, CORS) are not for the setting.
+fn response_headers(
+    key: &str,
+    table: &std::collections::BTreeMap<String, String>,
+) -> Result<http::HeaderMap, ConfigError> {
+    const OURS: &[&str] = &[
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "set-cookie",
+        "location",
+        "upgrade",
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+    ];
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in table {
+        let at = || format!("{key}.{name}");
+        let header = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| ConfigError::new(at(), "is not a header name"))?;
+        if OURS.contains(&header.as_str()) {
+            return Err(ConfigError::new(
+                at(),
+                "is a header the gateway sets itself",
+            ));
+        }
+        let value = http::HeaderValue::from_str(value)
+            .map_err(|_| ConfigError::new(at(), format!("{value:?} is not a header value")))?;
+        headers.insert(header, value);
+    }
+    Ok(headers)
+}
+
+/// One CORS origin: `scheme://host[:port]` exactly as a browser sends it in `Origin`
+/// (never `*`: a response with credentials must name its origin).
+fn cors_origin(raw: &str) -> Result<(http::HeaderValue, Hosts), String> {
+    if raw.trim() == "*" {
+        return Err(
+            "\"*\" cannot be used: a browser sends its cookie only to a named origin".into(),
+        );
+    }
+    let url = url::Url::parse(raw.trim())
+        .map_err(|_| format!("{raw:?} is not an origin like \"https://mashup.example.com\""))?;
+    let origin = url.origin();
+    if !origin.is_tuple()
+        || !matches!(url.scheme(), "http" | "https")
+        || url.path() != "/"
+        || url.query().is_some()
+    {
+        return Err(format!(
+            "{raw:?} is not an origin like \"https://mashup.example.com\""
+        ));
+    }
+    let text = origin.ascii_serialization();
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let value =
+        http::HeaderValue::from_str(&text).map_err(|_| format!("{raw:?} is not an origin"))?;
+    Ok((value, Hosts::new([], &[format!("{host}:{port}")])))
 }
 
 /// A back end URL: `http://host:port` (no path: requests keep theirs).

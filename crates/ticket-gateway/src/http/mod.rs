@@ -5,6 +5,7 @@
 
 pub(crate) mod body;
 pub(crate) mod cookie;
+pub(crate) mod decorate;
 pub(crate) mod headers;
 pub(crate) mod pace;
 pub(crate) mod query;

@@ -9,7 +9,9 @@
 //!    and restarts the inactivity timeout. This holds when a spent or unknown ticket came
 //!    along too: a browser reloading the page it landed on after login still has the
 //!    ticket in its address bar.
-//! 3. Anything else is sent to the authentication module with a fresh target id.
+//! 3. With anonymous access, a request without a session gets an anonymous one (unless it
+//!    asks for `forceAuthentication=yes` and the mode is `allow`).
+//! 4. Anything else is sent to the authentication module with a fresh target id.
 //!
 //! "The resource" is the virtual proxy's back end when it has one (see [`crate::proxy`]),
 //! else the built-in identity page; or, at `/{vp}/qps/csrftoken`, the session's CSRF
@@ -26,8 +28,8 @@ use http::{Request, Response, StatusCode, Uri};
 use ticket_core::{Redemption, Session};
 
 use super::error::PageError;
-use super::{identity, login, session, socket};
-use crate::config::VirtualProxy;
+use super::{anonymous, identity, login, session, socket};
+use crate::config::{AnonymousAccess, VirtualProxy};
 use crate::conn::Conn;
 use crate::http::{empty, query_param, query_without, Body, BoxError};
 use crate::identity_page;
@@ -150,13 +152,29 @@ pub(crate) async fn sign_in<B>(
             Err(other) => return Err(other),
         }
     }
+    let forced = forces_authentication(req);
     match session::current(state, vp, req.headers()).await? {
-        Some(session) => Ok(SignedIn {
-            session,
-            new: false,
-        }),
-        None => Err(Refusal::Login),
+        Some(session) if !(forced && anonymous::is(&session)) => {
+            return Ok(SignedIn {
+                session,
+                new: false,
+            })
+        }
+        _ => {}
     }
+    match vp.anonymous_access {
+        AnonymousAccess::Always => {}
+        AnonymousAccess::Allow if !forced => {}
+        _ => return Err(Refusal::Login),
+    }
+    let session = anonymous::start(state, vp, conn).await?;
+    Ok(SignedIn { session, new: true })
+}
+
+/// Whether the request asks for a real login: `forceAuthentication=yes` (any casing).
+fn forces_authentication<B>(req: &Request<B>) -> bool {
+    query_param(req.uri().query(), "forceAuthentication")
+        .is_some_and(|v| v.eq_ignore_ascii_case("yes") || v.eq_ignore_ascii_case("true"))
 }
 
 /// The request's target without its ticket parameters (other parameters kept byte for
@@ -200,6 +218,13 @@ where
                 websocket,
             };
             state.proxy.forward(req, to, conn).await
+        }
+        // No back end: a WebSocket is greeted, then closed (there is no engine to talk to).
+        None if is_websocket(req.headers()) => {
+            let mut req = req;
+            let terms = socket::terms(state, vp, session);
+            let greeting = terms.speech.greeting.unwrap_or_default();
+            crate::proxy::websocket::answer(&mut req, greeting, 1000)
         }
         None => {
             let logout = login::frontend_path(vp, "/qps/user");

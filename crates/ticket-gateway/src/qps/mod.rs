@@ -10,6 +10,7 @@
 //! - [`json`], [`wire`], [`xrf`]: the reader, the documents and the Xrfkey check.
 //! - [`error`]: every failure, rendered in one place.
 
+pub(crate) mod anonymous;
 pub(crate) mod api;
 pub(crate) mod error;
 pub(crate) mod frontend;

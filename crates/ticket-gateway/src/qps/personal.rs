@@ -24,12 +24,14 @@ struct User<'a> {
     logout_uri: &'a str,
 }
 
-/// `GET /{vp}/qps/user` without one.
+/// `GET /{vp}/qps/user` without one; no `loginUri` for a `targetUri` on a host that may
+/// not be redirected to.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Inactive<'a> {
     session: &'static str,
-    login_uri: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    login_uri: Option<&'a str>,
 }
 
 /// Handles `GET` and `DELETE /{vp}/qps/user`.
@@ -64,15 +66,20 @@ async fn user<B>(
         }
         None => {
             let redirects = &state.redirects;
-            let target = query_param(req.uri().query(), "targetUri")
-                .filter(|t| !t.is_empty())
-                .and_then(|t| redirects.location(&t, "/", &vp.redirect_hosts))
-                .map(|t| login::absolute(state, t))
-                .unwrap_or_else(|| login::frontend_url(state, vp, "/hub/"));
-            let login = login::location(state, vp, &target).await?;
+            let target = match query_param(req.uri().query(), "targetUri").filter(|t| !t.is_empty())
+            {
+                Some(t) => redirects
+                    .location(&t, "/", &vp.redirect_hosts)
+                    .map(|t| login::absolute(state, t)),
+                None => Some(login::frontend_url(state, vp, "/hub/")),
+            };
+            let login = match target {
+                Some(target) => Some(login::location(state, vp, &target).await?),
+                None => None,
+            };
             serde_json::to_vec(&Inactive {
                 session: "inactive",
-                login_uri: &login,
+                login_uri: login.as_deref(),
             })
         }
     };
@@ -80,8 +87,9 @@ async fn user<B>(
     Ok(respond(StatusCode::OK, JSON, body.unwrap_or_default()))
 }
 
-/// `DELETE /{vp}/qps/user`: the session ends at once, its sockets close, the cookie is
-/// expired. Without a session it is a `200` all the same.
+/// `DELETE /{vp}/qps/user`: the session ends at once, its sockets are told and closed,
+/// the cookie is expired: `204`, as Qlik answers. Without a session it is a `204` all the
+/// same.
 async fn logout<B>(
     state: &State,
     req: &Request<B>,
@@ -105,11 +113,7 @@ async fn logout<B>(
         }
     }
     let mut res = Response::new(empty());
-    *res.status_mut() = StatusCode::OK;
-    res.headers_mut().insert(
-        http::header::CONTENT_LENGTH,
-        http::HeaderValue::from_static("0"),
-    );
+    *res.status_mut() = StatusCode::NO_CONTENT;
     session::clear_cookies(&mut res, vp, conn);
     Ok(res)
 }

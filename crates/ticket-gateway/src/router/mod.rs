@@ -15,6 +15,7 @@
 //! frontend  GET | POST  /demo/login, /demo/qlikview/ ([demo] enabled)    demo
 //! frontend  GET | DEL   /[{vp}/]qps/user                       qps::personal
 //! frontend  GET         /[{vp}/]qps/csrftoken                  qps::frontend (the token)
+//! frontend  OPTIONS     (a CORS preflight, any path of a vp)   http::decorate::preflight
 //! frontend  any         /[{vp}/]…  (anything else)             qps::frontend
 //! ```
 //!
@@ -27,10 +28,11 @@ use std::future::Future;
 use std::pin::Pin;
 
 use futures_util::future::Either::{Left as L, Right as R};
-use http::{Method, Request, Response};
+use http::{HeaderMap, Method, Request, Response};
 
 use crate::config::{Settings, VirtualProxy, DEMO_LOGIN_PATH, DEMO_PORTAL_PATH};
 use crate::conn::{ClientAuth, Conn, Side};
+use crate::http::decorate::{cors_origin, is_preflight, preflight, Decoration};
 use crate::http::{Body, BoxError};
 use crate::qlikview::error::QvError;
 use crate::qps::api::VpRef;
@@ -50,6 +52,7 @@ pub(crate) enum Route<'s> {
     Metrics,
     PersonalUser(&'s VirtualProxy),
     CsrfToken(&'s VirtualProxy),
+    Preflight(&'s VirtualProxy),
     DemoLoginForm,
     DemoLogin,
     DemoPortalForm,
@@ -70,12 +73,16 @@ pub(crate) fn route<'s>(
     side: Side,
     method: &Method,
     path: &str,
+    headers: &HeaderMap,
 ) -> Route<'s> {
     if side == Side::Api {
         return paths::api_route(settings, method, path);
     }
     if let Some(r) = paths::qlikview_route(method, path) {
         return r;
+    }
+    if is_preflight(method, headers) {
+        return Route::Preflight(paths::frontend_vp(settings, path));
     }
     let trimmed = path.trim_end_matches('/');
     let demo = |form, submit| match *method {
@@ -134,6 +141,10 @@ where
         Route::DemoPortal => R(R(boxed(demo::portal(state, req, conn)))),
         Route::Ready => R(R(boxed(ops::ready(state)))),
         Route::Metrics => R(R(boxed(ops::metrics(state)))),
+        Route::Preflight(vp) => done(preflight(
+            req.headers(),
+            cors_origin(req.headers(), &vp.cors_allowed_origins).is_some(),
+        )),
         Route::Alive => done(ops::alive()),
         Route::DemoLoginForm => done(demo::login_form(&req)),
         Route::DemoPortalForm => done(demo::portal_form(&req)),
@@ -143,6 +154,40 @@ where
         Route::MethodNotAllowed(allow) => done(ApiError::MethodNotAllowed(allow).into_response()),
         Route::NotFound => done(ApiError::NotFound.into_response()),
     }
+}
+
+/// What the settings add to every response of the route: a virtual proxy's additional
+/// headers and CORS headers, the QlikView pages' additional headers; `None` when nothing.
+pub(crate) fn decoration<'a>(
+    settings: &'a Settings,
+    route: &Route<'a>,
+    request: &HeaderMap,
+) -> Option<Decoration<'a>> {
+    let headers = match route {
+        Route::Frontend(vp)
+        | Route::PersonalUser(vp)
+        | Route::CsrfToken(vp)
+        | Route::Preflight(vp) => {
+            if vp.additional_response_headers.is_empty() && vp.cors_allowed_origins.is_empty() {
+                return None;
+            }
+            let cors = cors_origin(request, &vp.cors_allowed_origins);
+            return Some(Decoration {
+                headers: &vp.additional_response_headers,
+                cors,
+            });
+        }
+        Route::GetWebTicket
+        | Route::Authenticate
+        | Route::AccessPoint
+        | Route::QlikViewPage
+        | Route::QlikViewMethodNotAllowed(_) => &settings.qlikview.additional_response_headers,
+        _ => return None,
+    };
+    (!headers.is_empty()).then_some(Decoration {
+        headers,
+        cors: None,
+    })
 }
 
 type Boxed<'a> = Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
@@ -163,6 +208,7 @@ impl Route<'_> {
             Route::Metrics => "metrics",
             Route::PersonalUser(_) => "qps_personal_user",
             Route::CsrfToken(_) => "qps_csrf_token",
+            Route::Preflight(_) => "cors_preflight",
             Route::DemoLoginForm | Route::DemoLogin => "demo_login",
             Route::DemoPortalForm | Route::DemoPortal => "demo_portal",
             Route::GetWebTicket => "qv_getwebticket",
@@ -181,7 +227,10 @@ impl Route<'_> {
 /// exercised without exposing its types.
 #[cfg(any(test, feature = "fuzzing"))]
 pub fn describe(settings: &Settings, side: Side, method: &Method, path: &str) -> String {
-    format!("{:?}", route(settings, side, method, path))
+    format!(
+        "{:?}",
+        route(settings, side, method, path, &HeaderMap::new())
+    )
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The route table's tests: what real clients send reaches the right handler.
 
-use http::Method;
+use http::{HeaderMap, Method};
 
 use super::*;
 use crate::conn::Side;
@@ -14,7 +14,7 @@ fn settings() -> Settings {
 
 fn api(path: &str) -> String {
     let s = settings();
-    match route(&s, Side::Api, &Method::POST, path) {
+    match route(&s, Side::Api, &Method::POST, path, &HeaderMap::new()) {
         Route::AddTicket(VpRef::Known(vp)) => format!("ticket@{}", vp.prefix),
         Route::AddTicket(VpRef::Unknown(p)) => format!("unknown@{p}"),
         other => format!("{other:?}"),
@@ -34,7 +34,13 @@ fn api_paths_tolerate_what_clients_send() {
     assert_eq!(api("/other/ticket"), "NotFound");
     let s = settings();
     assert_eq!(
-        route(&s, Side::Api, &Method::GET, "/qps/ext/ticket"),
+        route(
+            &s,
+            Side::Api,
+            &Method::GET,
+            "/qps/ext/ticket",
+            &HeaderMap::new()
+        ),
         Route::MethodNotAllowed("POST")
     );
 }
@@ -42,7 +48,7 @@ fn api_paths_tolerate_what_clients_send() {
 #[test]
 fn frontend_paths_pick_the_virtual_proxy() {
     let s = settings();
-    let vp = |p: &str| match route(&s, Side::Frontend, &Method::GET, p) {
+    let vp = |p: &str| match route(&s, Side::Frontend, &Method::GET, p, &HeaderMap::new()) {
         Route::Frontend(vp) => vp.prefix.clone(),
         other => format!("{other:?}"),
     };
@@ -57,7 +63,8 @@ fn frontend_paths_pick_the_virtual_proxy() {
 #[test]
 fn qlikview_paths_in_any_casing() {
     let s = settings();
-    let r = |m: Method, p: &str| format!("{:?}", route(&s, Side::Frontend, &m, p));
+    let r =
+        |m: Method, p: &str| format!("{:?}", route(&s, Side::Frontend, &m, p, &HeaderMap::new()));
     assert_eq!(
         r(Method::POST, "/QvAJAXZfc/GetWebTicket.aspx"),
         "GetWebTicket"

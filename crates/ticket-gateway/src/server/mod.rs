@@ -7,8 +7,8 @@
 //! keep-alive connections with no request in flight and no bytes moving.
 
 pub mod certs;
-pub(crate) mod tls;
 mod linger;
+pub(crate) mod tls;
 mod watch;
 
 use std::convert::Infallible;
