@@ -192,7 +192,7 @@ async fn anonymous_access_always_never_sends_anyone_to_the_module() {
 
 #[tokio::test]
 async fn reload_uri_names_the_page_remembered_behind_the_login() {
-    let gw = gateway(&format!("host_allow_list = [\"mashup.example.com\"]\n")).await;
+    let gw = gateway("host_allow_list = [\"mashup.example.com\"]\n").await;
     let target_of = |res: gateway_tests::RawResponse| {
         let location = res.header("location").unwrap().to_owned();
         location.rsplit_once("targetId=").unwrap().1.to_owned()
