@@ -7,6 +7,7 @@ mod faults;
 mod gateway_proxy;
 mod limits;
 mod mashup;
+mod methods;
 mod multinode;
 mod operations;
 mod qlikview;

@@ -34,6 +34,9 @@ pub struct Args {
 /// Tools besides serving.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
+    /// Read a password from standard input (its first line) and print its Argon2 hash, for
+    /// a users file (`[demo] users_file`, `[qlikview] users_file`).
+    HashPassword,
     /// Write a development root CA, a server certificate and a `QlikClient` client
     /// certificate, under the names a Qlik Sense site exports.
     Certs {
@@ -66,6 +69,20 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
 /// Runs the binary: parse arguments, load configuration, bind, serve until SIGINT/SIGTERM.
 pub fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::HashPassword) = &args.command {
+        let mut line = String::new();
+        if std::io::stdin().read_line(&mut line).is_err() {
+            eprintln!("ticket-gateway hash-password: cannot read standard input");
+            return ExitCode::FAILURE;
+        }
+        let password = line.trim_end_matches(['\r', '\n']);
+        if password.is_empty() {
+            eprintln!("ticket-gateway hash-password: no password on standard input");
+            return ExitCode::FAILURE;
+        }
+        println!("{}", crate::signin::passwords::hash(password));
+        return ExitCode::SUCCESS;
+    }
     if let Some(Command::Certs { out, hosts }) = &args.command {
         let hosts: Vec<String> = hosts
             .iter()

@@ -1,6 +1,6 @@
-//! The gateway as a value: it builds the shared [`State`] (reading the group directory the
-//! settings name) and answers a request by routing it and dispatching it, callable without
-//! a socket.
+//! The gateway as a value: it builds the shared [`State`] (reading the files the settings
+//! name: group directory, users files, JWT keys) and answers a request by routing it and
+//! dispatching it, callable without a socket.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,11 +10,10 @@ use ticket_core::Store;
 
 use crate::config::{ConfigError, Settings};
 use crate::conn::Conn;
-use crate::groups::GroupDirectory;
 use crate::http::decorate::Decorated;
 use crate::http::{Body, BoxError};
 use crate::router;
-use crate::state::State;
+use crate::state::{Files, State};
 use crate::telemetry::{access::Access, metrics};
 
 /// The gateway: cheap to clone, shared by every connection.
@@ -23,31 +22,20 @@ pub struct Gateway {
     state: Arc<State>,
 }
 
-/// The group directory the settings name, read; an empty one when they name none.
-fn groups(settings: &Settings) -> Result<GroupDirectory, ConfigError> {
-    match &settings.qlikview.group_directory {
-        Some(path) => {
-            GroupDirectory::load(path).map_err(|m| ConfigError::new("qlikview.group_directory", m))
-        }
-        None => Ok(GroupDirectory::default()),
-    }
-}
-
 impl Gateway {
-    /// A gateway over `store` with `settings`; fails, naming the key, when the group
-    /// directory the settings name cannot be read.
+    /// A gateway over `store` with `settings`; fails, naming the key, when a file the
+    /// settings name cannot be read.
     pub fn new(settings: Settings, store: Arc<dyn Store>) -> Result<Gateway, ConfigError> {
         metrics::install();
-        let groups = groups(&settings)?;
+        let files = Files::load(&settings)?;
         Ok(Gateway {
-            state: Arc::new(State::new(settings, store, groups)),
+            state: Arc::new(State::new(settings, store, files)),
         })
     }
 
-    /// Checks that the group directory the settings name can be read, as [`Gateway::new`]
-    /// will.
+    /// Checks that every file the settings name can be read, as [`Gateway::new`] will.
     pub fn check(settings: &Settings) -> Result<(), ConfigError> {
-        groups(settings).map(drop)
+        Files::load(settings).map(drop)
     }
 
     /// The settings it runs with.

@@ -53,6 +53,7 @@ mod qlikview;
 mod qps;
 mod router;
 mod server;
+mod signin;
 mod state;
 pub mod telemetry;
 mod text;

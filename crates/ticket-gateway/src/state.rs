@@ -5,16 +5,19 @@
 //! A session that ends, by whatever route and on whichever node, is announced by the core
 //! ([`Core::session_events`]); the proxy listens and closes that session's WebSockets.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use ticket_core::{Core, Lifetimes, Store};
 
 use url::Url;
 
-use crate::config::Hosts;
 use crate::config::Settings;
+use crate::config::{Authentication, ConfigError, Hosts};
 use crate::groups::GroupDirectory;
 use crate::proxy::Proxy;
+use crate::signin::jwt::Verifier;
+use crate::signin::passwords::Users;
 
 /// The shared state of a running gateway.
 #[derive(Debug)]
@@ -27,8 +30,52 @@ pub(crate) struct State {
     pub proxy: Proxy,
     /// Where redirects may go, read once from the settings.
     pub redirects: Redirects,
+    /// The JWT verifiers of the virtual proxies that sign users in with JWTs, by realm.
+    pub jwt: HashMap<String, Verifier>,
+    /// The users the demo module checks passwords against, if a file names them.
+    pub demo_users: Option<Users>,
+    /// The users QlikView's form login checks, if a file names them.
+    pub qlikview_users: Option<Users>,
     /// The QlikView group directory; replaced whole on reload.
     groups: RwLock<Arc<GroupDirectory>>,
+}
+
+/// What the settings name on disk, read.
+#[derive(Debug)]
+pub(crate) struct Files {
+    groups: GroupDirectory,
+    jwt: HashMap<String, Verifier>,
+    demo_users: Option<Users>,
+    qlikview_users: Option<Users>,
+}
+
+impl Files {
+    /// Reads every file the settings name; an error names the setting.
+    pub(crate) fn load(settings: &Settings) -> Result<Files, ConfigError> {
+        let users = |key: &str, path: &Option<std::path::PathBuf>| {
+            path.as_deref()
+                .map(|p| Users::load(p).map_err(|m| ConfigError::new(key, m)))
+                .transpose()
+        };
+        let groups = match &settings.qlikview.group_directory {
+            Some(path) => GroupDirectory::load(path)
+                .map_err(|m| ConfigError::new("qlikview.group_directory", m))?,
+            None => GroupDirectory::default(),
+        };
+        let mut jwt = HashMap::new();
+        for (i, vp) in settings.virtual_proxies.iter().enumerate() {
+            if let Authentication::Jwt(rules) = &vp.authentication {
+                let key = format!("virtual_proxy[{i}].jwt_certificate");
+                jwt.insert(vp.realm.clone(), Verifier::load(&key, rules)?);
+            }
+        }
+        Ok(Files {
+            groups,
+            jwt,
+            demo_users: users("demo.users_file", &settings.demo_users_file)?,
+            qlikview_users: users("qlikview.users_file", &settings.qlikview.users_file)?,
+        })
+    }
 }
 
 /// The redirect guard's base, prepared at start-up (see [`crate::http::redirect`]).
@@ -57,7 +104,7 @@ impl Redirects {
 
 impl State {
     /// The state of a gateway over `store`, with the group directory already read.
-    pub(crate) fn new(settings: Settings, store: Arc<dyn Store>, groups: GroupDirectory) -> State {
+    pub(crate) fn new(settings: Settings, store: Arc<dyn Store>, files: Files) -> State {
         let lifetimes = Lifetimes {
             ticket: settings.ticket_ttl,
             target: settings.target_id_ttl,
@@ -67,7 +114,10 @@ impl State {
             proxy: Proxy::new(&settings, core.session_events()),
             core,
             redirects: Redirects::new(&settings),
-            groups: RwLock::new(Arc::new(groups)),
+            groups: RwLock::new(Arc::new(files.groups)),
+            jwt: files.jwt,
+            demo_users: files.demo_users,
+            qlikview_users: files.qlikview_users,
             settings,
         }
     }

@@ -318,3 +318,46 @@ fn an_address_in_use_is_named() {
     assert!(err.contains(&addr.to_string()), "{err}");
     assert!(err.contains("frontend.listen"), "{err}");
 }
+
+#[test]
+fn hash_password_prints_a_hash_the_users_file_takes() {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let hash = |input: &str| {
+        let mut child = Command::new(BIN)
+            .arg("hash-password")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the binary");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        )
+    };
+    let (code, first) = hash("correct horse\n");
+    assert_eq!(code, 0);
+    assert!(first.starts_with("$argon2id$"), "{first}");
+    let parsed = PasswordHash::new(&first).unwrap();
+    let argon = argon2::Argon2::default();
+    assert!(argon.verify_password(b"correct horse", &parsed).is_ok());
+    assert!(argon.verify_password(b"correct horse\n", &parsed).is_err());
+    // Salted: the same password hashes differently each time.
+    assert_ne!(hash("correct horse\n").1, first);
+    // Nothing to hash: an error, not a hash of the empty string.
+    assert_ne!(hash("").0, 0);
+    // The hash is what a users file takes.
+    let users = config(&format!(
+        "[users]\n'ACME\\jdoe' = {{ password = \"{first}\" }}\n"
+    ));
+    let cfg = config(&format!("[demo]\nusers_file = {:?}\n", users.0));
+    let (code, out, err) = run(&["--config", &cfg.0.display().to_string(), "--check-config"]);
+    assert_eq!(code, 0, "{out}{err}");
+}

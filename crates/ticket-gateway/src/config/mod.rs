@@ -7,8 +7,10 @@
 //! resolved against the configuration's directory and loaded by the server and the
 //! QlikView dialect when the gateway is built.
 
+mod auth;
 pub mod defaults;
 mod hosts;
+mod responses;
 mod schema;
 mod validate;
 
@@ -20,6 +22,9 @@ use http::StatusCode;
 use ipnet::IpNet;
 use ticket_core::SessionLimit;
 
+pub use auth::{
+    AttributeMap, Authentication, ClaimOrConstant, HeaderAuth, HeaderDirectory, JwtAuth,
+};
 pub use hosts::Hosts;
 pub use schema::{AnonymousAccess, ClientAuthMode};
 
@@ -89,6 +94,9 @@ pub struct Settings {
     pub virtual_proxies: Vec<VirtualProxy>,
     /// Whether the built-in demo authentication module is served.
     pub demo: bool,
+    /// The users the demo module checks passwords against (`[demo] users_file`); without
+    /// it, anyone may sign in as anyone.
+    pub demo_users_file: Option<PathBuf>,
     /// Request limits.
     pub limits: Limits,
     /// Time in-flight requests get to finish on shutdown.
@@ -153,6 +161,8 @@ pub struct QlikView {
     pub upstream_user_prefix: String,
     /// Headers added to every response of the QlikView pages.
     pub additional_response_headers: http::HeaderMap,
+    /// The users `Authenticate.aspx` checks form logins against (`username`, `password`).
+    pub users_file: Option<PathBuf>,
 }
 
 /// A caller trusted by HTTP Basic credentials; only a SHA-256 of the password is kept.
@@ -256,6 +266,12 @@ pub struct VirtualProxy {
     pub cors_allowed_origins: Vec<http::HeaderValue>,
     /// Who may enter without signing in.
     pub anonymous_access: AnonymousAccess,
+    /// How users sign in.
+    pub authentication: Authentication,
+    /// Client headers that never reach this proxy's back end, besides the identity
+    /// headers: the QlikView header-authentication header, and the header or the
+    /// `Authorization` this proxy signs users in with.
+    pub stripped_headers: Vec<http::HeaderName>,
 }
 
 /// A back end: scheme and authority, e.g. `http://127.0.0.1:9000`, parsed once here

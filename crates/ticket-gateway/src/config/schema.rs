@@ -63,6 +63,7 @@ pub(super) struct QlikViewFile {
     pub upstream_user_header: Option<String>,
     pub upstream_user_prefix: Option<String>,
     pub additional_response_headers: BTreeMap<String, String>,
+    pub users_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,6 +150,38 @@ pub(super) struct VirtualProxyFile {
     pub cors_allowed_origins: Vec<String>,
     #[serde(default)]
     pub anonymous_access: AnonymousAccess,
+    #[serde(default)]
+    pub authentication: Method,
+    pub header_name: Option<String>,
+    pub header_user_directory: Option<String>,
+    pub header_user_directory_pattern: Option<String>,
+    pub header_trusted_proxies: Option<Vec<String>>,
+    pub jwt_certificate: Option<String>,
+    pub jwt_attribute_user_id: Option<String>,
+    pub jwt_attribute_user_directory: Option<String>,
+    pub jwt_audience: Option<String>,
+    #[serde(default)]
+    pub jwt_attribute_map: Vec<AttributeMapFile>,
+}
+
+/// `authentication`: how a virtual proxy signs users in.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Method {
+    #[default]
+    Ticket,
+    Header,
+    Jwt,
+}
+
+/// One entry of `jwt_attribute_map`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AttributeMapFile {
+    pub claim: String,
+    pub attribute: String,
+    #[serde(default)]
+    pub mandatory: bool,
 }
 
 /// `anonymous_access`: the QMC's anonymous access modes.
@@ -168,6 +201,7 @@ pub enum AnonymousAccess {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct DemoFile {
     pub enabled: Option<bool>,
+    pub users_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

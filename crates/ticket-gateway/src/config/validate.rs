@@ -14,9 +14,9 @@ use super::schema::{
     Backend, File, LimitPolicy, ListenerFile, QlikViewFile, SameSite, VirtualProxyFile,
 };
 use super::{
-    ConfigError, Endpoint, Hosts, Limits, ProxySettings, QlikView, Settings, StoreSettings,
-    TlsFiles, TrustedAccount, Upstream, VirtualProxy, DEMO_LOGIN_PATH, DEMO_PORTAL_PATH,
-    RESERVED_WORDS,
+    Authentication, ConfigError, Endpoint, Hosts, Limits, ProxySettings, QlikView, Settings,
+    StoreSettings, TlsFiles, TrustedAccount, Upstream, VirtualProxy, DEMO_LOGIN_PATH,
+    DEMO_PORTAL_PATH, RESERVED_WORDS,
 };
 
 pub(super) fn validate(file: File, base: &Path) -> Result<Settings, ConfigError> {
@@ -52,6 +52,7 @@ pub(super) fn validate(file: File, base: &Path) -> Result<Settings, ConfigError>
         .clone()
         .and(&Hosts::new([], &frontend.allowed_redirect_hosts));
     let proxy_ctx = Ctx {
+        base,
         demo,
         demo_login: &demo_login,
         own: &own,
@@ -93,6 +94,15 @@ pub(super) fn validate(file: File, base: &Path) -> Result<Settings, ConfigError>
         .grace_seconds
         .map_or(d::SHUTDOWN_GRACE, Duration::from_secs);
     let qlikview = qlikview(file.qlikview, base, demo, &vps, &own)?;
+    for vp in &mut vps {
+        vp.stripped_headers
+            .push(qlikview.upstream_user_header.clone());
+        match &vp.authentication {
+            Authentication::Header(h) => vp.stripped_headers.push(h.name.clone()),
+            Authentication::Jwt(_) => vp.stripped_headers.push(http::header::AUTHORIZATION),
+            Authentication::Ticket => {}
+        }
+    }
     let proxy = ProxySettings {
         connect_timeout: seconds(
             "proxy.connect_timeout_seconds",
@@ -143,6 +153,7 @@ pub(super) fn validate(file: File, base: &Path) -> Result<Settings, ConfigError>
         target_id_ttl,
         virtual_proxies: vps,
         demo,
+        demo_users_file: file.demo.users_file.map(|p| base.join(p)),
         limits,
         shutdown_grace,
     })
@@ -167,12 +178,24 @@ impl VirtualProxyFile {
             additional_response_headers: Default::default(),
             cors_allowed_origins: Vec::new(),
             anonymous_access: Default::default(),
+            authentication: Default::default(),
+            header_name: None,
+            header_user_directory: None,
+            header_user_directory_pattern: None,
+            header_trusted_proxies: None,
+            jwt_certificate: None,
+            jwt_attribute_user_id: None,
+            jwt_attribute_user_directory: None,
+            jwt_audience: None,
+            jwt_attribute_map: Vec::new(),
         }
     }
 }
 
 /// What every virtual proxy's validation needs of the rest of the file.
 struct Ctx<'a> {
+    /// The configuration's directory, for the files a proxy names.
+    base: &'a Path,
     demo: bool,
     demo_login: &'a str,
     /// The front end's own host.
@@ -284,14 +307,18 @@ fn virtual_proxy(
     let mut cors_hosts = Hosts::default();
     for (j, origin) in vp.cors_allowed_origins.iter().enumerate() {
         let key = at(&format!("cors_allowed_origins[{j}]"));
-        let (value, hosts) = cors_origin(origin).map_err(|m| ConfigError::new(key, m))?;
+        let (value, hosts) =
+            super::responses::cors_origin(origin).map_err(|m| ConfigError::new(key, m))?;
         cors_allowed_origins.push(value);
         cors_hosts = cors_hosts.and(&hosts);
     }
+    let authentication = super::auth::validate(table, vp, ctx.base)?;
     Ok(VirtualProxy {
+        stripped_headers: Vec::new(),
+        authentication,
         redirect_hosts: ctx.redirects.clone().and(&allowed),
         origin_hosts: ctx.own.clone().and(&allowed).and(&cors_hosts),
-        additional_response_headers: response_headers(
+        additional_response_headers: super::responses::response_headers(
             &at("additional_response_headers"),
             &vp.additional_response_headers,
         )?,
@@ -480,10 +507,11 @@ fn qlikview(
         )
     })?;
     Ok(QlikView {
-        additional_response_headers: response_headers(
+        additional_response_headers: super::responses::response_headers(
             "qlikview.additional_response_headers",
             &file.additional_response_headers,
         )?,
+        users_file: file.users_file.map(|p| base.join(p)),
         upstream: upstream_qv,
         upstream_user_header,
         upstream_user_prefix: file
@@ -503,68 +531,6 @@ fn qlikview(
             .invalid_call_body
             .unwrap_or_else(|| d::INVALID_CALL_BODY.to_owned()),
     })
-}
-
-/// `additional_response_headers`: valid names and values; the headers the gateway itself
-/// must control (framing, cookies, CORS) are not for the setting.
-fn response_headers(
-    key: &str,
-    table: &std::collections::BTreeMap<String, String>,
-) -> Result<http::HeaderMap, ConfigError> {
-    const OURS: &[&str] = &[
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "set-cookie",
-        "location",
-        "upgrade",
-        "access-control-allow-origin",
-        "access-control-allow-credentials",
-    ];
-    let mut headers = http::HeaderMap::new();
-    for (name, value) in table {
-        let at = || format!("{key}.{name}");
-        let header = http::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| ConfigError::new(at(), "is not a header name"))?;
-        if OURS.contains(&header.as_str()) {
-            return Err(ConfigError::new(
-                at(),
-                "is a header the gateway sets itself",
-            ));
-        }
-        let value = http::HeaderValue::from_str(value)
-            .map_err(|_| ConfigError::new(at(), format!("{value:?} is not a header value")))?;
-        headers.insert(header, value);
-    }
-    Ok(headers)
-}
-
-/// One CORS origin: `scheme://host[:port]` exactly as a browser sends it in `Origin`
-/// (never `*`: a response with credentials must name its origin).
-fn cors_origin(raw: &str) -> Result<(http::HeaderValue, Hosts), String> {
-    if raw.trim() == "*" {
-        return Err(
-            "\"*\" cannot be used: a browser sends its cookie only to a named origin".into(),
-        );
-    }
-    let url = url::Url::parse(raw.trim())
-        .map_err(|_| format!("{raw:?} is not an origin like \"https://mashup.example.com\""))?;
-    let origin = url.origin();
-    if !origin.is_tuple()
-        || !matches!(url.scheme(), "http" | "https")
-        || url.path() != "/"
-        || url.query().is_some()
-    {
-        return Err(format!(
-            "{raw:?} is not an origin like \"https://mashup.example.com\""
-        ));
-    }
-    let text = origin.ascii_serialization();
-    let host = url.host_str().unwrap_or_default();
-    let port = url.port_or_known_default().unwrap_or(80);
-    let value =
-        http::HeaderValue::from_str(&text).map_err(|_| format!("{raw:?} is not an origin"))?;
-    Ok((value, Hosts::new([], &[format!("{host}:{port}")])))
 }
 
 /// A back end URL: `http://host:port` (no path: requests keep theirs).

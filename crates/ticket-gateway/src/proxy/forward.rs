@@ -25,8 +25,8 @@ pub(crate) struct Forward<'a> {
     pub upstream: &'a Upstream,
     /// Headers naming the user, added after every client-supplied identity header is gone.
     pub identity: Vec<(HeaderName, HeaderValue)>,
-    /// One more client header to strip (the QlikView header-authentication header).
-    pub also_strip: Option<&'a HeaderName>,
+    /// More client headers to strip (a header-authentication header, `Authorization`).
+    pub also_strip: &'a [HeaderName],
     /// The session, for closing its sockets when it ends: `(realm, id)`.
     pub session: (&'a str, &'a str),
     /// For a WebSocket: what the gateway says on it, and the session it keeps alive.

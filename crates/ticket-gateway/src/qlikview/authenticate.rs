@@ -102,18 +102,7 @@ where
 {
     let qv = &state.settings.qlikview;
     let params = parse_query(req.uri().query().unwrap_or(""));
-    let try_ = params
-        .try_
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| DEFAULT_TRY.to_owned());
-    // Each target judged as a browser would resolve it; what is sent is what was judged.
-    let redirects = &state.redirects;
-    let guard = |t: &str| redirects.location(t, req.uri().path(), &qv.safe_forward);
-    let back = match params.back.filter(|b| !b.is_empty()) {
-        Some(b) => guard(&b),
-        None => Some(String::new()),
-    };
-    let targets = guard(&try_).zip(back);
+    let targets = targets(state, &req, &params);
     let webticket = params.webticket.filter(|t| !t.is_empty());
     let keep = targets.is_some() && webticket.is_none() && params.keep;
     let headers = keep.then(|| req.into_parts().0.headers);
@@ -142,6 +131,80 @@ where
             Ok(None) => found(&back),
             Err(e) => QvError::Unavailable(e).into_response(qv),
         }
+    }
+}
+
+/// `try` (or [`DEFAULT_TRY`]) and `back` (empty when none), each judged as a browser would
+/// resolve it, ready to send; `None` when either may not be redirected to.
+fn targets<B>(state: &State, req: &Request<B>, params: &AuthParams) -> Option<(String, String)> {
+    let qv = &state.settings.qlikview;
+    let try_ = params
+        .try_
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .unwrap_or(DEFAULT_TRY);
+    let redirects = &state.redirects;
+    let guard = |t: &str| redirects.location(t, req.uri().path(), &qv.safe_forward);
+    let back = match params.back.as_deref().filter(|b| !b.is_empty()) {
+        Some(b) => guard(b),
+        None => Some(String::new()),
+    };
+    guard(try_).zip(back)
+}
+
+/// `POST Authenticate.aspx` with `username` and `password` (QlikView's form login, with
+/// `[qlikview] users_file`): `302` to `try` with the session cookie, or to `back` on
+/// failure (a `401` page without one). `try` and `back` follow the same rules as with a
+/// web ticket.
+pub(crate) async fn form_login<B>(state: &State, req: Request<B>, conn: &Conn) -> Response<Body>
+where
+    B: http_body::Body,
+    B::Error: Into<crate::http::BoxError>,
+{
+    let qv = &state.settings.qlikview;
+    let params = parse_query(req.uri().query().unwrap_or(""));
+    let Some((try_, back)) = targets(state, &req, &params) else {
+        return QvError::UnsafeRedirect.into_response(qv);
+    };
+    let Some(users) = &state.qlikview_users else {
+        return QvError::MethodNotAllowed("GET").into_response(qv);
+    };
+    let body = match crate::http::read_body(req.into_body(), &state.settings.limits).await {
+        Ok(body) => body,
+        Err(e) => return QvError::from(e).into_response(qv),
+    };
+    let form: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(&body).into_owned().collect();
+    let field = |name: &str| form.get(name).map_or("", String::as_str);
+    let Some(user) = users.check(field("username"), field("password")).await else {
+        return match back.is_empty() {
+            true => QvError::Unauthorized.into_response(qv),
+            false => found(&back),
+        };
+    };
+    let groups = user
+        .attributes
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("group"))
+        .map(|(_, v)| v.clone())
+        .collect();
+    let identity = ticket_core::Identity::QlikView {
+        user_id: user.name,
+        groups,
+        groups_is_names: true,
+    };
+    match state
+        .core
+        .start_session(REALM, identity, qv.session_inactivity_timeout, None)
+        .await
+    {
+        Ok((session, _)) => {
+            audit::session_started("qlikview", "", &session.identity, &session.id, conn);
+            let mut res = found(&try_);
+            session::set_cookie(&mut res, state, conn, &session.id);
+            res
+        }
+        Err(e) => QvError::Unavailable(e).into_response(qv),
     }
 }
 

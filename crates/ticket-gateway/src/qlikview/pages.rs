@@ -30,7 +30,7 @@ where
                 let to = Forward {
                     upstream,
                     identity: vec![(qv.upstream_user_header.clone(), value)],
-                    also_strip: Some(&qv.upstream_user_header),
+                    also_strip: std::slice::from_ref(&qv.upstream_user_header),
                     session: (&session.realm, &session.id),
                     websocket: None,
                 };

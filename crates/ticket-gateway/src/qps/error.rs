@@ -131,6 +131,8 @@ impl ApiError {
 pub(crate) enum PageError {
     /// The user already holds the most sessions allowed: `403`.
     TooManySessions,
+    /// Header or JWT authentication refused the request: `401`, never a redirect.
+    Unauthorized(&'static str),
     /// The store could not be reached: `503`, logged and counted here.
     Unavailable(StoreError),
 }
@@ -150,6 +152,9 @@ impl PageError {
                 "Too many sessions",
                 "You already have the maximum number of sessions open. Log out of another session, or wait for one to time out, and try again.",
             ),
+            PageError::Unauthorized(why) => {
+                crate::http::page(StatusCode::UNAUTHORIZED, "Not signed in", why)
+            }
             PageError::Unavailable(e) => {
                 telemetry::store_failed(&e);
                 crate::http::page(
@@ -168,6 +173,11 @@ impl PageError {
                 StatusCode::FORBIDDEN,
                 crate::http::JSON,
                 "{\"error\":\"too many sessions\"}",
+            ),
+            PageError::Unauthorized(why) => respond(
+                StatusCode::UNAUTHORIZED,
+                crate::http::JSON,
+                serde_json::json!({ "error": why }).to_string(),
             ),
             PageError::Unavailable(e) => {
                 telemetry::store_failed(&e);

@@ -28,8 +28,8 @@ use http::{Request, Response, StatusCode, Uri};
 use ticket_core::{Redemption, Session};
 
 use super::error::PageError;
-use super::{anonymous, identity, login, session, socket};
-use crate::config::{AnonymousAccess, VirtualProxy};
+use super::{anonymous, identity, login, methods, session, socket};
+use crate::config::{AnonymousAccess, Authentication, VirtualProxy};
 use crate::conn::Conn;
 use crate::http::{empty, query_param, query_without, Body, BoxError};
 use crate::identity_page;
@@ -60,6 +60,8 @@ pub(crate) enum Target {
 pub(crate) enum Refusal {
     /// No or a bad ticket, no or a dead session: log in.
     Login,
+    /// A method that never redirects refused the request (`401`), for this reason.
+    Unauthorized(&'static str),
     /// Anything else, as a page.
     Page(PageError),
 }
@@ -100,6 +102,7 @@ where
             Ok(s) => s,
             Err(refusal) if websocket => return socket::refuse(state, vp, &mut req, refusal).await,
             Err(Refusal::Login) => return login::redirect(state, vp, &req).await,
+            Err(Refusal::Unauthorized(why)) => return PageError::Unauthorized(why).into_response(),
             Err(Refusal::Page(e)) => return e.into_response(),
         };
         if websocket && !socket::token_ok(vp, &req, &signed_in) {
@@ -144,6 +147,15 @@ pub(crate) async fn sign_in<B>(
     ticket: Option<&str>,
     conn: &Conn,
 ) -> Result<SignedIn, Refusal> {
+    match &vp.authentication {
+        Authentication::Ticket => {}
+        Authentication::Header(rules) => return methods::header(state, vp, rules, req, conn).await,
+        Authentication::Jwt(_) => {
+            if let Some(signed_in) = methods::jwt(state, vp, req, conn).await? {
+                return Ok(signed_in);
+            }
+        }
+    }
     if let Some(ticket) = ticket {
         match redeem(state, vp, ticket, conn).await {
             Ok(session) => return Ok(SignedIn { session, new: true }),
@@ -165,6 +177,10 @@ pub(crate) async fn sign_in<B>(
     match vp.anonymous_access {
         AnonymousAccess::Always => {}
         AnonymousAccess::Allow if !forced => {}
+        // A JWT proxy never redirects: a request without a token or a session is refused.
+        _ if matches!(vp.authentication, Authentication::Jwt(_)) => {
+            return Err(Refusal::Unauthorized("no bearer token and no session"))
+        }
         _ => return Err(Refusal::Login),
     }
     let session = anonymous::start(state, vp, conn).await?;
@@ -213,7 +229,7 @@ where
             let to = Forward {
                 upstream,
                 identity: identity::headers(vp, session),
-                also_strip: Some(&state.settings.qlikview.upstream_user_header),
+                also_strip: &vp.stripped_headers,
                 session: (&session.realm, &session.id),
                 websocket,
             };

@@ -18,6 +18,7 @@ pub(crate) mod identity;
 #[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
 pub mod json;
 pub(crate) mod login;
+pub(crate) mod methods;
 pub(crate) mod notify;
 pub(crate) mod personal;
 pub(crate) mod session;

@@ -95,6 +95,7 @@ pub(crate) async fn refuse<B>(
             Err(e) => return PageError::Unavailable(e).into_response(),
         },
         Refusal::Page(PageError::TooManySessions) => notify::max_parallel_sessions(),
+        Refusal::Unauthorized(why) => return PageError::Unauthorized(why).into_response(),
         Refusal::Page(e) => return e.into_response(),
     };
     websocket::answer(req, message, 1000)

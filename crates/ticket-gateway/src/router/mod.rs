@@ -10,6 +10,7 @@
 //! api       GET | DEL   /qps[/{vp}]/user/{directory}/{id}      qps::session_api (user, logout)
 //! frontend  POST        /QvAJAXZfc/GetWebTicket.aspx           qlikview::webticket
 //! frontend  GET         /QvAJAXZfc/Authenticate.aspx           qlikview::authenticate
+//! frontend  POST        /QvAJAXZfc/Authenticate.aspx ([qlikview] users_file)  form_login
 //! frontend  POST        /QvAJAXZfc/AccessPoint.aspx, /AccessPoint.aspx   qlikview::accesspoint
 //! frontend  any         /QvAJAXZfc/…, /QlikView/…, GET AccessPoint.aspx  qlikview::pages
 //! frontend  GET | POST  /demo/login, /demo/qlikview/ ([demo] enabled)    demo
@@ -59,6 +60,7 @@ pub(crate) enum Route<'s> {
     DemoPortal,
     GetWebTicket,
     Authenticate,
+    AuthenticateForm,
     AccessPoint,
     QlikViewPage,
     QlikViewMethodNotAllowed(&'static str),
@@ -78,7 +80,7 @@ pub(crate) fn route<'s>(
     if side == Side::Api {
         return paths::api_route(settings, method, path);
     }
-    if let Some(r) = paths::qlikview_route(method, path) {
+    if let Some(r) = paths::qlikview_route(method, path, settings.qlikview.users_file.is_some()) {
         return r;
     }
     if is_preflight(method, headers) {
@@ -137,8 +139,11 @@ where
             state, req, vp, conn, CsrfToken,
         )))),
         Route::AccessPoint => R(R(boxed(qlikview::accesspoint::command(state, req, conn)))),
-        Route::DemoLogin => R(R(boxed(demo::login(state, req, conn)))),
-        Route::DemoPortal => R(R(boxed(demo::portal(state, req, conn)))),
+        Route::AuthenticateForm => R(R(boxed(qlikview::authenticate::form_login(
+            state, req, conn,
+        )))),
+        Route::DemoLogin => R(R(boxed(demo::qps::login(state, req, conn)))),
+        Route::DemoPortal => R(R(boxed(demo::qlikview::portal(state, req, conn)))),
         Route::Ready => R(R(boxed(ops::ready(state)))),
         Route::Metrics => R(R(boxed(ops::metrics(state)))),
         Route::Preflight(vp) => done(preflight(
@@ -146,8 +151,8 @@ where
             cors_origin(req.headers(), &vp.cors_allowed_origins).is_some(),
         )),
         Route::Alive => done(ops::alive()),
-        Route::DemoLoginForm => done(demo::login_form(&req)),
-        Route::DemoPortalForm => done(demo::portal_form(&req)),
+        Route::DemoLoginForm => done(demo::qps::login_form(state, &req)),
+        Route::DemoPortalForm => done(demo::qlikview::portal_form(state, &req)),
         Route::QlikViewMethodNotAllowed(allow) => {
             done(QvError::MethodNotAllowed(allow).into_response(&state.settings.qlikview))
         }
@@ -179,6 +184,7 @@ pub(crate) fn decoration<'a>(
         }
         Route::GetWebTicket
         | Route::Authenticate
+        | Route::AuthenticateForm
         | Route::AccessPoint
         | Route::QlikViewPage
         | Route::QlikViewMethodNotAllowed(_) => &settings.qlikview.additional_response_headers,
@@ -213,6 +219,7 @@ impl Route<'_> {
             Route::DemoPortalForm | Route::DemoPortal => "demo_portal",
             Route::GetWebTicket => "qv_getwebticket",
             Route::Authenticate => "qv_authenticate",
+            Route::AuthenticateForm => "qv_form_login",
             Route::AccessPoint => "qv_accesspoint",
             Route::QlikViewPage => "qv_page",
             Route::QlikViewMethodNotAllowed(_) => "qv_method_not_allowed",

@@ -49,7 +49,11 @@ pub(super) fn strip_prefix_ignore_case<'p>(path: &'p str, prefix: &str) -> Optio
 }
 
 /// The QlikView web server's paths, in any casing.
-pub(super) fn qlikview_route(method: &Method, path: &str) -> Option<Route<'static>> {
+pub(super) fn qlikview_route(
+    method: &Method,
+    path: &str,
+    form_login: bool,
+) -> Option<Route<'static>> {
     let is_get = matches!(*method, Method::GET | Method::HEAD);
     let page = if let Some(rest) = strip_prefix_ignore_case(path, "/qvajaxzfc/") {
         rest
@@ -70,10 +74,10 @@ pub(super) fn qlikview_route(method: &Method, path: &str) -> Option<Route<'stati
             Route::QlikViewMethodNotAllowed("POST")
         }
     } else if is("authenticate.aspx") {
-        if is_get {
-            Route::Authenticate
-        } else {
-            Route::QlikViewMethodNotAllowed("GET")
+        match *method {
+            _ if is_get => Route::Authenticate,
+            Method::POST if form_login => Route::AuthenticateForm,
+            _ => Route::QlikViewMethodNotAllowed("GET"),
         }
     } else if is("accesspoint.aspx") && *method == Method::POST {
         Route::AccessPoint
