@@ -9,6 +9,7 @@ mod limits;
 mod mashup;
 mod methods;
 mod multinode;
+mod oidc;
 mod operations;
 mod qlikview;
 mod qps_frontend;

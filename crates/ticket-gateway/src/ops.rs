@@ -18,15 +18,28 @@ pub(crate) fn alive() -> Response<Body> {
     respond(StatusCode::OK, TEXT, "ok")
 }
 
-/// `GET /readyz`: the store answers; a node whose Redis is gone takes no traffic.
+/// `GET /readyz`: the store answers and every OpenID provider has been discovered; a node
+/// whose Redis is gone, or that cannot sign anyone in yet, takes no traffic.
 pub(crate) async fn ready(state: &State) -> Response<Body> {
-    match state.core.ping().await {
-        Ok(()) => respond(StatusCode::OK, TEXT, "ready"),
-        Err(e) => {
-            tracing::warn!(error = %e, "not ready: the store does not answer");
-            respond(StatusCode::SERVICE_UNAVAILABLE, TEXT, "store unreachable")
-        }
+    if let Err(e) = state.core.ping().await {
+        tracing::warn!(error = %e, "not ready: the store does not answer");
+        return respond(StatusCode::SERVICE_UNAVAILABLE, TEXT, "store unreachable");
     }
+    let mut waiting: Vec<&str> = state
+        .oidc
+        .values()
+        .filter(|p| !p.is_ready())
+        .map(|p| p.issuer())
+        .collect();
+    if waiting.is_empty() {
+        return respond(StatusCode::OK, TEXT, "ready");
+    }
+    waiting.sort_unstable();
+    respond(
+        StatusCode::SERVICE_UNAVAILABLE,
+        TEXT,
+        format!("OpenID provider not discovered: {}", waiting.join(", ")),
+    )
 }
 
 /// `GET /metrics`: the recorded metrics, then the live sessions of every realm, counted

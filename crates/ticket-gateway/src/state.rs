@@ -17,6 +17,7 @@ use crate::config::{Authentication, ConfigError, Hosts};
 use crate::groups::GroupDirectory;
 use crate::proxy::Proxy;
 use crate::signin::jwt::Verifier;
+use crate::signin::oidc::Provider;
 use crate::signin::passwords::Users;
 
 /// The shared state of a running gateway.
@@ -32,6 +33,8 @@ pub(crate) struct State {
     pub redirects: Redirects,
     /// The JWT verifiers of the virtual proxies that sign users in with JWTs, by realm.
     pub jwt: HashMap<String, Verifier>,
+    /// The OpenID providers of the virtual proxies that sign users in with one, by realm.
+    pub oidc: HashMap<String, Arc<Provider>>,
     /// The users the demo module checks passwords against, if a file names them.
     pub demo_users: Option<Users>,
     /// The users QlikView's form login checks, if a file names them.
@@ -45,6 +48,7 @@ pub(crate) struct State {
 pub(crate) struct Files {
     groups: GroupDirectory,
     jwt: HashMap<String, Verifier>,
+    oidc: HashMap<String, Arc<Provider>>,
     demo_users: Option<Users>,
     qlikview_users: Option<Users>,
 }
@@ -63,15 +67,40 @@ impl Files {
             None => GroupDirectory::default(),
         };
         let mut jwt = HashMap::new();
+        let mut oidc = HashMap::new();
         for (i, vp) in settings.virtual_proxies.iter().enumerate() {
-            if let Authentication::Jwt(rules) = &vp.authentication {
-                let key = format!("virtual_proxy[{i}].jwt_certificate");
-                jwt.insert(vp.realm.clone(), Verifier::load(&key, rules)?);
+            match &vp.authentication {
+                Authentication::Jwt(rules) => {
+                    let key = format!("virtual_proxy[{i}].jwt_certificate");
+                    jwt.insert(vp.realm.clone(), Verifier::load(&key, rules)?);
+                }
+                Authentication::Oidc(rules) => {
+                    let callback = crate::config::OIDC_CALLBACK_PATH;
+                    let redirect_uri = match vp.prefix.as_str() {
+                        "" => format!("{}{callback}", settings.frontend.public_url),
+                        p => format!("{}/{p}{callback}", settings.frontend.public_url),
+                    };
+                    let provider = Provider::new(
+                        rules,
+                        &redirect_uri,
+                        settings.proxy.connect_timeout,
+                        settings.proxy.timeout,
+                    )
+                    .map_err(|m| {
+                        ConfigError::new(
+                            format!("virtual_proxy[{i}].oidc_configuration_endpoint"),
+                            m,
+                        )
+                    })?;
+                    oidc.insert(vp.realm.clone(), Arc::new(provider));
+                }
+                Authentication::Ticket | Authentication::Header(_) => {}
             }
         }
         Ok(Files {
             groups,
             jwt,
+            oidc,
             demo_users: users("demo.users_file", &settings.demo_users_file)?,
             qlikview_users: users("qlikview.users_file", &settings.qlikview.users_file)?,
         })
@@ -103,8 +132,12 @@ impl Redirects {
 }
 
 impl State {
-    /// The state of a gateway over `store`, with the group directory already read.
+    /// The state of a gateway over `store`, with the group directory already read. OpenID
+    /// providers are discovered in the background from here on.
     pub(crate) fn new(settings: Settings, store: Arc<dyn Store>, files: Files) -> State {
+        for provider in files.oidc.values() {
+            provider.discover_in_background();
+        }
         let lifetimes = Lifetimes {
             ticket: settings.ticket_ttl,
             target: settings.target_id_ttl,
@@ -116,6 +149,7 @@ impl State {
             redirects: Redirects::new(&settings),
             groups: RwLock::new(Arc::new(files.groups)),
             jwt: files.jwt,
+            oidc: files.oidc,
             demo_users: files.demo_users,
             qlikview_users: files.qlikview_users,
             settings,

@@ -1,5 +1,5 @@
 //! How a virtual proxy signs users in, beyond tickets: a header set by a trusted SSO proxy,
-//! or a signed JWT (and OpenID Connect, see [`super::oidc`]).
+//! a signed JWT, or an OpenID Connect provider.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +20,41 @@ pub enum Authentication {
     Header(HeaderAuth),
     /// `Authorization: Bearer <JWT>`.
     Jwt(JwtAuth),
+    /// An OpenID Connect provider, with the authorization code flow.
+    Oidc(OidcAuth),
+}
+
+impl Authentication {
+    /// Whether browsers without a session are sent to an authentication module (tickets),
+    /// rather than to a provider or refused.
+    pub fn uses_auth_module(&self) -> bool {
+        matches!(self, Authentication::Ticket)
+    }
+}
+
+/// OpenID Connect sign-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcAuth {
+    /// The provider's `/.well-known/openid-configuration`.
+    pub configuration_endpoint: url::Url,
+    /// The client id registered with the provider.
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: String,
+    /// The user directory signed-in users get.
+    pub realm: String,
+    /// Scopes asked for besides `openid`.
+    pub scopes: Vec<String>,
+    /// The claim that holds the user id.
+    pub sub: String,
+    /// The claim of the user's name (attribute `name`).
+    pub name: String,
+    /// The claim of the user's groups (a `Group` attribute each).
+    pub groups: String,
+    /// The claim of the user's email address (attribute `email`).
+    pub email: String,
+    /// Further claims that become attributes.
+    pub attributes: Vec<AttributeMap>,
 }
 
 /// Header authentication.
@@ -127,6 +162,21 @@ pub(super) fn validate(
         ("jwt_audience", vp.jwt_audience.is_some()),
         ("jwt_attribute_map", !vp.jwt_attribute_map.is_empty()),
     ];
+    let oidc_keys = [
+        (
+            "oidc_configuration_endpoint",
+            vp.oidc_configuration_endpoint.is_some(),
+        ),
+        ("oidc_client_id", vp.oidc_client_id.is_some()),
+        ("oidc_client_secret", vp.oidc_client_secret.is_some()),
+        ("oidc_realm", vp.oidc_realm.is_some()),
+        ("oidc_scope", vp.oidc_scope.is_some()),
+        ("oidc_attribute_sub", vp.oidc_attribute_sub.is_some()),
+        ("oidc_attribute_name", vp.oidc_attribute_name.is_some()),
+        ("oidc_attribute_groups", vp.oidc_attribute_groups.is_some()),
+        ("oidc_attribute_email", vp.oidc_attribute_email.is_some()),
+        ("oidc_attribute_map", !vp.oidc_attribute_map.is_empty()),
+    ];
     let stray = |keys: &[(&str, bool)], method: &str| match keys.iter().find(|(_, set)| *set) {
         Some((key, _)) => Err(ConfigError::new(
             at(key),
@@ -144,10 +194,12 @@ pub(super) fn validate(
         Method::Ticket => {
             stray(&header_keys, "header")?;
             stray(&jwt_keys, "jwt")?;
+            stray(&oidc_keys, "oidc")?;
             Ok(Authentication::Ticket)
         }
         Method::Header => {
             stray(&jwt_keys, "jwt")?;
+            stray(&oidc_keys, "oidc")?;
             let raw = required("header_name", &vp.header_name)?;
             let name = HeaderName::from_bytes(raw.trim().as_bytes()).map_err(|_| {
                 ConfigError::new(at("header_name"), format!("{raw:?} is not a header name"))
@@ -194,6 +246,7 @@ pub(super) fn validate(
         }
         Method::Jwt => {
             stray(&header_keys, "header")?;
+            stray(&oidc_keys, "oidc")?;
             let certificate = base.join(required("jwt_certificate", &vp.jwt_certificate)?);
             let user_id = required("jwt_attribute_user_id", &vp.jwt_attribute_user_id)?;
             let directory = match vp.jwt_attribute_user_directory.as_deref().map(str::trim) {
@@ -208,24 +261,76 @@ pub(super) fn validate(
                     None => ClaimOrConstant::Claim(c.to_owned()),
                 },
             };
-            let attributes = vp
-                .jwt_attribute_map
-                .iter()
-                .map(|m| AttributeMap {
-                    claim: m.claim.clone(),
-                    attribute: m.attribute.clone(),
-                    mandatory: m.mandatory,
-                })
-                .collect();
             Ok(Authentication::Jwt(JwtAuth {
                 certificate,
                 user_id: user_id.trim().to_owned(),
                 directory,
                 audience: vp.jwt_audience.clone().filter(|a| !a.is_empty()),
-                attributes,
+                attributes: attribute_map(&vp.jwt_attribute_map),
+            }))
+        }
+        Method::Oidc => {
+            stray(&header_keys, "header")?;
+            stray(&jwt_keys, "jwt")?;
+            let endpoint = required(
+                "oidc_configuration_endpoint",
+                &vp.oidc_configuration_endpoint,
+            )?;
+            let configuration_endpoint = url::Url::parse(endpoint.trim())
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .filter(|u| {
+                    u.query().is_none() && u.path().ends_with(super::OIDC_CONFIGURATION_SUFFIX)
+                })
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        at("oidc_configuration_endpoint"),
+                        format!(
+                            "{endpoint:?} is not an http(s) URL ending with {}",
+                            super::OIDC_CONFIGURATION_SUFFIX
+                        ),
+                    )
+                })?;
+            let claim = |key: &str, value: &Option<String>, default: &str| match value
+                .as_deref()
+                .map(str::trim)
+            {
+                None => Ok(default.to_owned()),
+                Some("") => Err(ConfigError::new(at(key), "must name a claim")),
+                Some(c) => Ok(c.to_owned()),
+            };
+            let scope = vp.oidc_scope.as_deref().unwrap_or(d::OIDC_SCOPE);
+            let scopes = scope
+                .split_whitespace()
+                .filter(|s| *s != "openid")
+                .map(str::to_owned)
+                .collect();
+            Ok(Authentication::Oidc(OidcAuth {
+                configuration_endpoint,
+                client_id: required("oidc_client_id", &vp.oidc_client_id)?
+                    .trim()
+                    .to_owned(),
+                client_secret: required("oidc_client_secret", &vp.oidc_client_secret)?,
+                realm: required("oidc_realm", &vp.oidc_realm)?.trim().to_owned(),
+                scopes,
+                sub: claim("oidc_attribute_sub", &vp.oidc_attribute_sub, "sub")?,
+                name: claim("oidc_attribute_name", &vp.oidc_attribute_name, "name")?,
+                groups: claim("oidc_attribute_groups", &vp.oidc_attribute_groups, "groups")?,
+                email: claim("oidc_attribute_email", &vp.oidc_attribute_email, "email")?,
+                attributes: attribute_map(&vp.oidc_attribute_map),
             }))
         }
     }
+}
+
+fn attribute_map(file: &[super::schema::AttributeMapFile]) -> Vec<AttributeMap> {
+    file.iter()
+        .map(|m| AttributeMap {
+            claim: m.claim.clone(),
+            attribute: m.attribute.clone(),
+            mandatory: m.mandatory,
+        })
+        .collect()
 }
 
 /// `$ud<separator>$id` or `$id<separator>$ud`.

@@ -69,3 +69,6 @@ pub const INVALID_CALL_BODY: &str = "<Global><_retval_>Invalid call</_retval_></
 pub const QV_USER_HEADER: &str = "QVUSER";
 /// The prefix QlikView puts before header-authenticated user names.
 pub const QV_USER_PREFIX: &str = "CUSTOM\\";
+
+/// The scopes an OpenID Connect proxy asks for (`oidc_scope`).
+pub const OIDC_SCOPE: &str = "openid profile email";

@@ -23,7 +23,7 @@ use ipnet::IpNet;
 use ticket_core::SessionLimit;
 
 pub use auth::{
-    AttributeMap, Authentication, ClaimOrConstant, HeaderAuth, HeaderDirectory, JwtAuth,
+    AttributeMap, Authentication, ClaimOrConstant, HeaderAuth, HeaderDirectory, JwtAuth, OidcAuth,
 };
 pub use hosts::Hosts;
 pub use schema::{AnonymousAccess, ClientAuthMode};
@@ -35,6 +35,11 @@ pub const EXIT_CONFIG: i32 = 64;
 pub const DEMO_LOGIN_PATH: &str = "/demo/login";
 /// Path of the built-in demo QlikView portal on the front end.
 pub const DEMO_PORTAL_PATH: &str = "/demo/qlikview/";
+
+/// The OpenID Connect callback under a virtual proxy's prefix (Qlik's path).
+pub const OIDC_CALLBACK_PATH: &str = "/oidcauthn";
+/// How an OpenID Connect configuration endpoint ends; what comes before is the issuer.
+pub const OIDC_CONFIGURATION_SUFFIX: &str = "/.well-known/openid-configuration";
 
 /// First path segments a Qlik Sense proxy reserves after the prefix; none may be a prefix.
 pub const RESERVED_WORDS: &[&str] = &[
@@ -56,6 +61,8 @@ pub const RESERVED_WORDS: &[&str] = &[
     "demo",
     "qvajaxzfc",
     "qlikview",
+    "oidcauthn",
+    "forward-auth",
 ];
 
 /// A configuration error: which key, and what is wrong with it.

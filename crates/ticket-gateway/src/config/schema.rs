@@ -127,7 +127,7 @@ pub(super) enum SameSite {
     Unset,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct VirtualProxyFile {
     pub prefix: String,
@@ -162,6 +162,17 @@ pub(super) struct VirtualProxyFile {
     pub jwt_audience: Option<String>,
     #[serde(default)]
     pub jwt_attribute_map: Vec<AttributeMapFile>,
+    pub oidc_configuration_endpoint: Option<String>,
+    pub oidc_client_id: Option<String>,
+    pub oidc_client_secret: Option<String>,
+    pub oidc_realm: Option<String>,
+    pub oidc_scope: Option<String>,
+    pub oidc_attribute_sub: Option<String>,
+    pub oidc_attribute_name: Option<String>,
+    pub oidc_attribute_groups: Option<String>,
+    pub oidc_attribute_email: Option<String>,
+    #[serde(default)]
+    pub oidc_attribute_map: Vec<AttributeMapFile>,
 }
 
 /// `authentication`: how a virtual proxy signs users in.
@@ -172,9 +183,10 @@ pub(super) enum Method {
     Ticket,
     Header,
     Jwt,
+    Oidc,
 }
 
-/// One entry of `jwt_attribute_map`.
+/// One entry of `jwt_attribute_map` or `oidc_attribute_map`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AttributeMapFile {

@@ -100,7 +100,7 @@ pub(super) fn validate(file: File, base: &Path) -> Result<Settings, ConfigError>
         match &vp.authentication {
             Authentication::Header(h) => vp.stripped_headers.push(h.name.clone()),
             Authentication::Jwt(_) => vp.stripped_headers.push(http::header::AUTHORIZATION),
-            Authentication::Ticket => {}
+            Authentication::Ticket | Authentication::Oidc(_) => {}
         }
     }
     let proxy = ProxySettings {
@@ -163,32 +163,7 @@ impl VirtualProxyFile {
     /// The default virtual proxy as a fresh Qlik Sense site has it, when the file
     /// configures none.
     fn default_proxy() -> VirtualProxyFile {
-        VirtualProxyFile {
-            prefix: String::new(),
-            session_cookie_name: None,
-            auth_module_redirect_uri: None,
-            session_inactivity_timeout_minutes: None,
-            upstream: None,
-            max_sessions_per_user: None,
-            session_limit_policy: LimitPolicy::Refuse,
-            session_cookie_same_site: None,
-            session_cookie_domain: None,
-            websocket_csrf_protection: false,
-            host_allow_list: Vec::new(),
-            additional_response_headers: Default::default(),
-            cors_allowed_origins: Vec::new(),
-            anonymous_access: Default::default(),
-            authentication: Default::default(),
-            header_name: None,
-            header_user_directory: None,
-            header_user_directory_pattern: None,
-            header_trusted_proxies: None,
-            jwt_certificate: None,
-            jwt_attribute_user_id: None,
-            jwt_attribute_user_directory: None,
-            jwt_audience: None,
-            jwt_attribute_map: Vec::new(),
-        }
+        VirtualProxyFile::default()
     }
 }
 
@@ -236,12 +211,15 @@ fn virtual_proxy(
             format!("duplicate session cookie name {cookie:?}"),
         ));
     }
+    let authentication = super::auth::validate(table, vp, ctx.base)?;
     let redirect = match &vp.auth_module_redirect_uri {
         Some(u) => {
             absolute_url(u).map_err(|m| ConfigError::new(at("auth_module_redirect_uri"), m))?;
             u.clone()
         }
         None if demo => demo_login.to_owned(),
+        // Header, JWT and OpenID Connect proxies never send anyone to a module.
+        None if !authentication.uses_auth_module() => String::new(),
         None => {
             return Err(ConfigError::new(
                 at("auth_module_redirect_uri"),
@@ -312,7 +290,6 @@ fn virtual_proxy(
         cors_allowed_origins.push(value);
         cors_hosts = cors_hosts.and(&hosts);
     }
-    let authentication = super::auth::validate(table, vp, ctx.base)?;
     Ok(VirtualProxy {
         stripped_headers: Vec::new(),
         authentication,

@@ -28,7 +28,9 @@ use http::{Request, Response, StatusCode, Uri};
 use ticket_core::{Redemption, Session};
 
 use super::error::PageError;
-use super::{anonymous, identity, login, methods, session, socket};
+use super::session::CSRF_HEADER;
+use super::signed_in::{Refusal, SignedIn};
+use super::{anonymous, identity, login, methods, oidc, session, socket};
 use crate::config::{AnonymousAccess, Authentication, VirtualProxy};
 use crate::conn::Conn;
 use crate::http::{empty, query_param, query_without, Body, BoxError};
@@ -44,8 +46,6 @@ pub(crate) const TICKET_PARAM: &str = "qlikTicket";
 pub(crate) const TICKET_PARAM_DOCUMENTED: &str = "X-Qlik-Ticket";
 /// The header name the Qlik documentation gives for the same purpose.
 pub(crate) const TICKET_HEADER: HeaderName = HeaderName::from_static("x-qlik-ticket");
-/// The header that carries a session's CSRF token.
-pub(crate) const CSRF_HEADER: HeaderName = HeaderName::from_static("qlik-csrf-token");
 
 /// What a signed-in request gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,28 +54,6 @@ pub(crate) enum Target {
     Resource,
     /// The session's CSRF token (`/{vp}/qps/csrftoken`).
     CsrfToken,
-}
-
-/// Why a browser gets no session.
-pub(crate) enum Refusal {
-    /// No or a bad ticket, no or a dead session: log in.
-    Login,
-    /// A method that never redirects refused the request (`401`), for this reason.
-    Unauthorized(&'static str),
-    /// Anything else, as a page.
-    Page(PageError),
-}
-
-impl From<ticket_core::StoreError> for Refusal {
-    fn from(e: ticket_core::StoreError) -> Self {
-        Refusal::Page(PageError::Unavailable(e))
-    }
-}
-
-/// A session the request may use, and whether it started with this request.
-pub(crate) struct SignedIn {
-    pub(crate) session: Session,
-    pub(crate) new: bool,
 }
 
 /// Serves a request behind a virtual proxy.
@@ -101,7 +79,10 @@ where
         let signed_in = match sign_in(state, vp, &req, ticket.as_deref(), conn).await {
             Ok(s) => s,
             Err(refusal) if websocket => return socket::refuse(state, vp, &mut req, refusal).await,
-            Err(Refusal::Login) => return login::redirect(state, vp, &req).await,
+            Err(Refusal::Login) => match vp.authentication {
+                Authentication::Oidc(_) => return oidc::begin(state, vp, &req, conn).await,
+                _ => return login::redirect(state, vp, &req).await,
+            },
             Err(Refusal::Unauthorized(why)) => return PageError::Unauthorized(why).into_response(),
             Err(Refusal::Page(e)) => return e.into_response(),
         };
@@ -148,7 +129,7 @@ pub(crate) async fn sign_in<B>(
     conn: &Conn,
 ) -> Result<SignedIn, Refusal> {
     match &vp.authentication {
-        Authentication::Ticket => {}
+        Authentication::Ticket | Authentication::Oidc(_) => {}
         Authentication::Header(rules) => return methods::header(state, vp, rules, req, conn).await,
         Authentication::Jwt(_) => {
             if let Some(signed_in) = methods::jwt(state, vp, req, conn).await? {

@@ -1,5 +1,6 @@
 //! The way to the authentication module: `302 → <module>?proxyRestUri=…&targetId=…`, and
-//! the URLs it is built from.
+//! the URLs it is built from. An OpenID Connect proxy sends browsers to its provider
+//! instead ([`super::oidc`]).
 
 use http::{Request, Response};
 use ticket_core::StoreError;
@@ -55,12 +56,17 @@ pub(crate) fn absolute(state: &State, location: String) -> String {
 }
 
 /// The authentication module's URL for a browser that should come back to `target`:
-/// `<auth module>?proxyRestUri=<lowercase %xx>&targetId=<new guid>`.
+/// `<auth module>?proxyRestUri=<lowercase %xx>&targetId=<new guid>`. On a proxy without
+/// a module (header, JWT, OpenID Connect) it is `target` itself: a browser that goes there
+/// is signed in the way that proxy signs users in.
 pub(crate) async fn location(
     state: &State,
     vp: &VirtualProxy,
     target: &str,
 ) -> Result<String, StoreError> {
+    if !vp.authentication.uses_auth_module() {
+        return Ok(target.to_owned());
+    }
     let target_id = state.core.new_target(&vp.realm, target).await?;
     let uri = &vp.auth_module_redirect_uri;
     let sep = if uri.contains('?') { '&' } else { '?' };

@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use ticket_core::{EndReason, Identity, Session, StoreError};
 
 use super::error::PageError;
-use super::frontend::{Refusal, SignedIn};
 use super::session;
+use super::signed_in::{Refusal, SignedIn};
 use crate::config::{HeaderAuth, HeaderDirectory, VirtualProxy};
 use crate::conn::Conn;
 use crate::state::State;
@@ -146,7 +146,7 @@ pub(crate) async fn jwt<B>(
 }
 
 /// A new session for `identity`, within the per-user limit.
-async fn start(
+pub(crate) async fn start(
     state: &State,
     vp: &VirtualProxy,
     identity: Identity,

@@ -6,6 +6,9 @@ use http::{HeaderMap, Response};
 use ticket_core::{Session, StoreError};
 
 use crate::config::VirtualProxy;
+
+/// The header that carries a session's CSRF token.
+pub(crate) const CSRF_HEADER: http::HeaderName = http::HeaderName::from_static("qlik-csrf-token");
 use crate::conn::Conn;
 use crate::http::{cookies, expired_cookie, session_cookie, Body};
 use crate::state::State;

@@ -9,7 +9,8 @@ use ticket_core::Session;
 use url::Url;
 
 use super::error::PageError;
-use super::frontend::{Refusal, SignedIn, CSRF_HEADER};
+use super::session::CSRF_HEADER;
+use super::signed_in::{Refusal, SignedIn};
 use super::{login, notify};
 use crate::config::VirtualProxy;
 use crate::http::{query_param, respond, Body, TEXT};

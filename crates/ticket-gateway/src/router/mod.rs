@@ -16,6 +16,7 @@
 //! frontend  GET | POST  /demo/login, /demo/qlikview/ ([demo] enabled)    demo
 //! frontend  GET | DEL   /[{vp}/]qps/user                       qps::personal
 //! frontend  GET         /[{vp}/]qps/csrftoken                  qps::frontend (the token)
+//! frontend  GET         /[{vp}/]oidcauthn (OpenID Connect vp)  qps::oidc::callback
 //! frontend  OPTIONS     (a CORS preflight, any path of a vp)   http::decorate::preflight
 //! frontend  any         /[{vp}/]…  (anything else)             qps::frontend
 //! ```
@@ -53,6 +54,7 @@ pub(crate) enum Route<'s> {
     Metrics,
     PersonalUser(&'s VirtualProxy),
     CsrfToken(&'s VirtualProxy),
+    OidcCallback(&'s VirtualProxy),
     Preflight(&'s VirtualProxy),
     DemoLoginForm,
     DemoLogin,
@@ -105,6 +107,10 @@ pub(crate) fn route<'s>(
         (Some("user"), _) => Route::MethodNotAllowed("GET, DELETE"),
         (Some("csrftoken"), &Method::GET | &Method::HEAD) => Route::CsrfToken(vp),
         (Some("csrftoken"), _) => Route::MethodNotAllowed("GET"),
+        _ if paths::is_oidc_callback(vp, path) => match *method {
+            Method::GET | Method::HEAD => Route::OidcCallback(vp),
+            _ => Route::MethodNotAllowed("GET"),
+        },
         _ => Route::Frontend(vp),
     }
 }
@@ -139,6 +145,7 @@ where
             state, req, vp, conn, CsrfToken,
         )))),
         Route::AccessPoint => R(R(boxed(qlikview::accesspoint::command(state, req, conn)))),
+        Route::OidcCallback(vp) => R(R(boxed(qps::oidc::callback(state, req, vp, conn)))),
         Route::AuthenticateForm => R(R(boxed(qlikview::authenticate::form_login(
             state, req, conn,
         )))),
@@ -172,6 +179,7 @@ pub(crate) fn decoration<'a>(
         Route::Frontend(vp)
         | Route::PersonalUser(vp)
         | Route::CsrfToken(vp)
+        | Route::OidcCallback(vp)
         | Route::Preflight(vp) => {
             if vp.additional_response_headers.is_empty() && vp.cors_allowed_origins.is_empty() {
                 return None;
@@ -214,6 +222,7 @@ impl Route<'_> {
             Route::Metrics => "metrics",
             Route::PersonalUser(_) => "qps_personal_user",
             Route::CsrfToken(_) => "qps_csrf_token",
+            Route::OidcCallback(_) => "qps_oidc_callback",
             Route::Preflight(_) => "cors_preflight",
             Route::DemoLoginForm | Route::DemoLogin => "demo_login",
             Route::DemoPortalForm | Route::DemoPortal => "demo_portal",

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use http::Method;
 
 use super::Route;
-use crate::config::{Settings, VirtualProxy};
+use crate::config::{Authentication, Settings, VirtualProxy, OIDC_CALLBACK_PATH};
 use crate::http::{percent_decode, split_ascii};
 use crate::qps::api::VpRef;
 use crate::qps::session_api::SessionOp;
@@ -39,6 +39,23 @@ pub(super) fn personal_endpoint<'p>(path: &'p str, prefix: &str) -> Option<&'p s
         }
         _ => None,
     }
+}
+
+/// Whether `path` is the OpenID Connect callback of `vp` (an OpenID Connect proxy):
+/// `/<prefix>/oidcauthn`, or `/oidcauthn` for the default proxy; trailing slash allowed.
+pub(super) fn is_oidc_callback(vp: &VirtualProxy, path: &str) -> bool {
+    if !matches!(vp.authentication, Authentication::Oidc(_)) {
+        return false;
+    }
+    let word = OIDC_CALLBACK_PATH.trim_start_matches('/');
+    let mut segments = split_ascii(path, b'/').filter(|s| !s.is_empty());
+    let is = |s: Option<&str>, w: &str| s.is_some_and(|s| s.eq_ignore_ascii_case(w));
+    let found = if vp.prefix.is_empty() {
+        is(segments.next(), word)
+    } else {
+        is(segments.next(), &vp.prefix) && is(segments.next(), word)
+    };
+    found && segments.next().is_none()
 }
 
 /// `path` without `prefix`, compared ASCII case-insensitively.

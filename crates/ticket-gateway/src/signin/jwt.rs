@@ -6,14 +6,14 @@
 //! certificate's SubjectPublicKeyInfo, decoded as an RSA key, given to `jsonwebtoken` as
 //! PKCS#1. A key is always an RSA key, so no token can have it read as an HMAC secret.
 
-use std::collections::BTreeMap;
-
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use rsa::pkcs1::EncodeRsaPublicKey;
 use rsa::pkcs8::DecodePublicKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use serde_json::Value;
+
+use super::claims::{self, Claims};
 use ticket_core::Identity;
 
 use crate::config::{ClaimOrConstant, ConfigError, JwtAuth};
@@ -72,57 +72,36 @@ impl Verifier {
     /// Verifies `token` and reads its user; the error is a short reason for the `401`.
     pub(crate) fn verify(&self, token: &str) -> Result<Verified, &'static str> {
         use jsonwebtoken::errors::ErrorKind;
-        let claims =
-            jsonwebtoken::decode::<BTreeMap<String, Value>>(token, &self.key, &self.validation)
-                .map_err(|e| match e.kind() {
-                    ErrorKind::ExpiredSignature => "the token has expired",
-                    ErrorKind::ImmatureSignature => "the token is not valid yet",
-                    ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-                        "the token is not signed with RS256, RS384 or RS512"
-                    }
-                    ErrorKind::InvalidSignature => "the token's signature does not verify",
-                    ErrorKind::InvalidAudience => "the token is not for this audience",
-                    _ => "the token is malformed",
-                })?
-                .claims;
-        let text = |name: &str| claims.get(name).and_then(scalar).filter(|v| !v.is_empty());
-        let user_id = text(&self.rules.user_id).ok_or("the token names no user")?;
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => "the token has expired",
+                ErrorKind::ImmatureSignature => "the token is not valid yet",
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                    "the token is not signed with RS256, RS384 or RS512"
+                }
+                ErrorKind::InvalidSignature => "the token's signature does not verify",
+                ErrorKind::InvalidAudience => "the token is not for this audience",
+                _ => "the token is malformed",
+            })?
+            .claims;
+        let user_id =
+            claims::text(&claims, &self.rules.user_id).ok_or("the token names no user")?;
         let user_directory = match &self.rules.directory {
             ClaimOrConstant::Constant(c) => c.clone(),
             ClaimOrConstant::Claim(name) => {
-                text(name).ok_or("the token names no user directory")?
+                claims::text(&claims, name).ok_or("the token names no user directory")?
             }
         };
         let mut attributes = Vec::new();
-        for map in &self.rules.attributes {
-            let values: Vec<String> = match claims.get(&map.claim) {
-                Some(Value::Array(items)) => items.iter().filter_map(scalar).collect(),
-                Some(v) => scalar(v).into_iter().collect(),
-                None => Vec::new(),
-            };
-            if values.is_empty() && map.mandatory {
-                return Err("the token lacks a mandatory claim");
-            }
-            attributes.extend(values.into_iter().map(|v| (map.attribute.clone(), v)));
-        }
+        claims::map_attributes(&claims, &self.rules.attributes, &mut attributes)?;
         Ok(Verified {
             identity: Identity::Qps {
-                user_directory: user_directory.trim().to_owned(),
-                user_id: user_id.trim().to_owned(),
+                user_directory,
+                user_id,
                 attributes,
             },
             expires: claims.get("exp").and_then(Value::as_u64),
         })
-    }
-}
-
-/// A claim's value as text: strings as they are, numbers and booleans written out.
-fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
     }
 }
 
