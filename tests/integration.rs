@@ -4,6 +4,7 @@
 mod browser;
 mod clients;
 mod faults;
+mod forward_auth;
 mod gateway_proxy;
 mod limits;
 mod mashup;

@@ -86,11 +86,21 @@ pub fn test_config(frontend: SocketAddr, api: SocketAddr, extra: &str) -> String
             "http"
         }
     };
+    // A `public_url` in `extra` (a site behind a reverse proxy) replaces the default one.
+    let public = |keys: &str, scheme: &str, addr: SocketAddr| {
+        if keys
+            .lines()
+            .any(|l| l.trim_start().starts_with("public_url"))
+        {
+            String::new()
+        } else {
+            format!("public_url = \"{scheme}://{addr}\"\n")
+        }
+    };
     format!(
-        "[frontend]\nlisten = \"{frontend}\"\npublic_url = \"{}://{frontend}\"\n{f}\
-         [api]\nlisten = \"{api}\"\npublic_url = \"{}://{api}\"\n{a}{rest}",
-        scheme(&f),
-        scheme(&a)
+        "[frontend]\nlisten = \"{frontend}\"\n{}{f}[api]\nlisten = \"{api}\"\n{}{a}{rest}",
+        public(&f, scheme(&f), frontend),
+        public(&a, scheme(&a), api),
     )
 }
 

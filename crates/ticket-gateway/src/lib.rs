@@ -33,6 +33,8 @@
 //! proxy/           forwarding, the per-back-end pools, the WebSocket registry
 //! qps/, qlikview/  the two dialects, each with its errors rendered in one place
 //! ops, demo        /healthz, /readyz, /metrics; the demo authentication module and portal
+//! signin/          JWT verification, the OpenID Connect relying party, password users
+//! forward_auth     /forward-auth: the answer for a reverse proxy that keeps the data path
 //! groups           the group directory QlikView looks users' groups up in
 //! ```
 //!
@@ -43,6 +45,7 @@ pub mod cli;
 pub mod config;
 mod conn;
 mod demo;
+mod forward_auth;
 mod gateway;
 mod groups;
 mod http;

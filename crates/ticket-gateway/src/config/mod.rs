@@ -36,6 +36,8 @@ pub const DEMO_LOGIN_PATH: &str = "/demo/login";
 /// Path of the built-in demo QlikView portal on the front end.
 pub const DEMO_PORTAL_PATH: &str = "/demo/qlikview/";
 
+/// The forward-auth endpoint on the front end.
+pub const FORWARD_AUTH_PATH: &str = "/forward-auth";
 /// The OpenID Connect callback under a virtual proxy's prefix (Qlik's path).
 pub const OIDC_CALLBACK_PATH: &str = "/oidcauthn";
 /// How an OpenID Connect configuration endpoint ends; what comes before is the issuer.

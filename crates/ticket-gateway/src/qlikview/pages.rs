@@ -10,9 +10,9 @@ use super::session;
 use crate::conn::Conn;
 use crate::http::headers::header_value;
 use crate::http::{found, percent_encode_lower, query_param, Body};
-use crate::identity_page;
 use crate::proxy::Forward;
 use crate::state::State;
+use crate::{forward_auth, identity_page};
 
 /// Serves a protected QlikView page: proxied to `[qlikview] upstream` with the user in the
 /// header-authentication header (`QVUSER: CUSTOM\jdoe`), or the identity page.
@@ -23,6 +23,11 @@ where
 {
     let qv = &state.settings.qlikview;
     match session::current(state, req.headers()).await {
+        Ok(Some(session)) if forward_auth::is(&req) => {
+            let (_, user) = session.identity.user();
+            let value = header_value(&format!("{}{user}", qv.upstream_user_prefix));
+            forward_auth::allowed(vec![(qv.upstream_user_header.clone(), value)])
+        }
         Ok(Some(session)) => match &qv.upstream {
             Some(upstream) => {
                 let (_, user) = session.identity.user();

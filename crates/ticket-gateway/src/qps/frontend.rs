@@ -34,11 +34,11 @@ use super::{anonymous, identity, login, methods, oidc, session, socket};
 use crate::config::{AnonymousAccess, Authentication, VirtualProxy};
 use crate::conn::Conn;
 use crate::http::{empty, query_param, query_without, Body, BoxError};
-use crate::identity_page;
 use crate::proxy::headers::is_websocket;
 use crate::proxy::Forward;
 use crate::state::State;
 use crate::telemetry::{audit, metrics};
+use crate::{forward_auth, identity_page};
 
 /// The query parameter that carries a ticket back to the proxy.
 pub(crate) const TICKET_PARAM: &str = "qlikTicket";
@@ -204,6 +204,9 @@ where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    if forward_auth::is(&req) {
+        return forward_auth::allowed(identity::headers(vp, session));
+    }
     match &vp.upstream {
         Some(upstream) => {
             let websocket = is_websocket(req.headers()).then(|| socket::terms(state, vp, session));

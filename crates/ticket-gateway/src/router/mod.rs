@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! listener  method      path                                   handler
+//! frontend  GET         /forward-auth                          forward_auth (then this table)
 //! api       GET         /healthz, /readyz, /metrics            ops::{alive, ready, metrics}
 //! api       POST        /qps[/{vp}]/ticket                     qps::api::add_ticket
 //! api       POST | GET  /qps[/{vp}]/session                    qps::session_api (create, list)
@@ -32,7 +33,7 @@ use std::pin::Pin;
 use futures_util::future::Either::{Left as L, Right as R};
 use http::{HeaderMap, Method, Request, Response};
 
-use crate::config::{Settings, VirtualProxy, DEMO_LOGIN_PATH, DEMO_PORTAL_PATH};
+use crate::config::{Settings, VirtualProxy, DEMO_LOGIN_PATH, DEMO_PORTAL_PATH, FORWARD_AUTH_PATH};
 use crate::conn::{ClientAuth, Conn, Side};
 use crate::http::decorate::{cors_origin, is_preflight, preflight, Decoration};
 use crate::http::{Body, BoxError};
@@ -42,7 +43,7 @@ use crate::qps::error::ApiError;
 use crate::qps::frontend::Target::{CsrfToken, Resource};
 use crate::qps::session_api::SessionOp;
 use crate::state::State;
-use crate::{demo, ops, qlikview, qps};
+use crate::{demo, forward_auth, ops, qlikview, qps};
 
 /// Where a request goes.
 #[derive(Debug, PartialEq)]
@@ -52,6 +53,7 @@ pub(crate) enum Route<'s> {
     Alive,
     Ready,
     Metrics,
+    ForwardAuth,
     PersonalUser(&'s VirtualProxy),
     CsrfToken(&'s VirtualProxy),
     OidcCallback(&'s VirtualProxy),
@@ -81,6 +83,12 @@ pub(crate) fn route<'s>(
 ) -> Route<'s> {
     if side == Side::Api {
         return paths::api_route(settings, method, path);
+    }
+    if path.eq_ignore_ascii_case(FORWARD_AUTH_PATH) {
+        return match *method {
+            Method::GET | Method::HEAD => Route::ForwardAuth,
+            _ => Route::MethodNotAllowed("GET"),
+        };
     }
     if let Some(r) = paths::qlikview_route(method, path, settings.qlikview.users_file.is_some()) {
         return r;
@@ -152,6 +160,7 @@ where
         Route::DemoLogin => R(R(boxed(demo::qps::login(state, req, conn)))),
         Route::DemoPortal => R(R(boxed(demo::qlikview::portal(state, req, conn)))),
         Route::Ready => R(R(boxed(ops::ready(state)))),
+        Route::ForwardAuth => R(R(boxed(forward_auth_check(state, req, conn)))),
         Route::Metrics => R(R(boxed(ops::metrics(state)))),
         Route::Preflight(vp) => done(preflight(
             req.headers(),
@@ -166,6 +175,33 @@ where
         Route::MethodNotAllowed(allow) => done(ApiError::MethodNotAllowed(allow).into_response()),
         Route::NotFound => done(ApiError::NotFound.into_response()),
     }
+}
+
+/// `GET /forward-auth`: the original request a reverse proxy describes, routed as if it had
+/// come itself, and the answer shaped for the proxy (see [`forward_auth`]).
+async fn forward_auth_check<B>(state: &State, req: Request<B>, conn: &Conn) -> Response<Body> {
+    let original = match forward_auth::original(&state.settings, &req, conn) {
+        Ok(o) => o,
+        Err(e) => return e.into_response(),
+    };
+    let (req, conn) = (original.req, original.conn);
+    let settings = &state.settings;
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let res = match route(settings, Side::Frontend, &method, &path, req.headers()) {
+        Route::Frontend(vp) => {
+            if original.websocket && !qps::socket::admit(vp, &req, false) {
+                return forward_auth::origin_refused();
+            }
+            qps::frontend::serve(state, req, vp, &conn, Resource).await
+        }
+        Route::QlikViewPage => qlikview::pages::serve(state, req, &conn).await,
+        _ => return forward_auth::not_protected(),
+    };
+    forward_auth::answer(
+        res,
+        original.redirect,
+        &settings.qlikview.upstream_user_header,
+    )
 }
 
 /// What the settings add to every response of the route: a virtual proxy's additional
@@ -220,6 +256,7 @@ impl Route<'_> {
             Route::Alive => "healthz",
             Route::Ready => "readyz",
             Route::Metrics => "metrics",
+            Route::ForwardAuth => "forward_auth",
             Route::PersonalUser(_) => "qps_personal_user",
             Route::CsrfToken(_) => "qps_csrf_token",
             Route::OidcCallback(_) => "qps_oidc_callback",
