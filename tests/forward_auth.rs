@@ -116,10 +116,11 @@ async fn nginx(port: u16, gateway: SocketAddr, backend: SocketAddr) -> Option<Fr
     let site = addressed(&example("nginx/ticket-gateway.conf"), gateway, backend)
         .replace("listen 8000;", &format!("listen 127.0.0.1:{port};"));
     std::fs::write(dir.join("conf/ticket-gateway.conf"), site).unwrap();
-    // What a distribution's nginx.conf has around the site, in the scratch directory.
+    // What a distribution's nginx.conf has around the site, in the scratch directory; one
+    // process (no master), so that killing it leaves nothing behind.
     std::fs::write(
         dir.join("conf/nginx.conf"),
-        "worker_processes 1;\npid logs/nginx.pid;\nerror_log stderr notice;\nuser root;\n\
+        "master_process off;\npid logs/nginx.pid;\nerror_log stderr notice;\n\
          events { worker_connections 256; }\n\
          http {\n  access_log logs/access.log;\n  client_body_temp_path tmp/body;\n  proxy_temp_path tmp/proxy;\n\
            fastcgi_temp_path tmp/fastcgi;\n  uwsgi_temp_path tmp/uwsgi;\n  scgi_temp_path tmp/scgi;\n\
@@ -130,7 +131,8 @@ async fn nginx(port: u16, gateway: SocketAddr, backend: SocketAddr) -> Option<Fr
     cmd.arg("-p")
         .arg(&dir)
         .args(["-c", "conf/nginx.conf", "-g", "daemon off;"]);
-    Some(start(cmd, "start worker process", port, dir).await)
+    // Its last start-up line: the listening sockets are open by then.
+    Some(start(cmd, "getrlimit(RLIMIT_NOFILE)", port, dir).await)
 }
 
 async fn caddy(port: u16, gateway: SocketAddr, backend: SocketAddr) -> Option<Front> {
@@ -463,6 +465,18 @@ async fn the_answers_a_proxy_gets() {
         set.starts_with("X-Qlik-Session-ext=") && set.contains("Secure"),
         "{set}"
     );
+
+    // ingress-nginx's auth-signin: the browser itself, the original URL in rd.
+    let rd = "?rd=https%3A%2F%2Fqlik.example.com%2Fext%2Fhub%2F%3Fa%3D1";
+    let res = ask(&gw, rd, "").await;
+    assert_eq!(res.status, 302);
+    assert!(res
+        .header("location")
+        .unwrap()
+        .starts_with("https://auth.example.com/login?"));
+    let res = ask(&gw, rd, &format!("Cookie: {c}\r\n")).await;
+    assert_eq!(res.status, 302);
+    assert_eq!(res.header("location"), Some("/ext/hub/?a=1"));
 
     // Header authentication: the proxy passes the SSO header along; no redirect ever.
     let res = ask(

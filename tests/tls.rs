@@ -264,7 +264,7 @@ async fn early_replies_are_read_over_tls() {
             413,
         ),
         (
-            format!("GET /hub/ HTTP/1.1\r\nHost: localhost\r\nX-Big: {}", "y".repeat(32 * 1024)),
+            format!("GET /hub/ HTTP/1.1\r\nHost: localhost\r\nX-Big: {}", "y".repeat(96 * 1024)),
             format!("{}\r\n\r\n", "y".repeat(256 * 1024)),
             431,
         ),

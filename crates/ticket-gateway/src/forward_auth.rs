@@ -19,6 +19,10 @@
 //!   pass the answer to the browser (with the OpenID login cookie, if any);
 //! - a refusal without a login page (header, JWT, too many sessions): its status and page.
 //!
+//! A browser sent to `/forward-auth?rd=<URL>` (ingress-nginx's `auth-signin`, which names
+//! the original URL in `rd`) gets the login `302`, or, already signed in, a `302` back to
+//! the path of `rd`.
+//!
 //! Identity headers that came with the request never count: the handlers never read them,
 //! and they are removed from the original request all the same.
 
@@ -75,6 +79,20 @@ pub(crate) struct Original {
     pub(crate) websocket: bool,
     /// Whether the proxy wants the login `302` itself rather than a `401`.
     pub(crate) redirect: bool,
+    /// Whether a browser came itself, with the original in `rd`: signed in already, it
+    /// goes back there.
+    pub(crate) signin: bool,
+}
+
+/// What [`answer`] needs to know of the original request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Meta<'a> {
+    /// Its path and query.
+    pub(crate) target: &'a str,
+    /// See [`Original::redirect`].
+    pub(crate) redirect: bool,
+    /// See [`Original::signin`].
+    pub(crate) signin: bool,
 }
 
 /// A question that does not describe a request: answered `400` with the reason.
@@ -104,21 +122,31 @@ pub(crate) fn original<B>(
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
     };
-    let target = text("x-original-uri")
+    // The path and query of a whole URL (ingress-nginx sends one).
+    let path_of = |raw: &str| {
+        let url = url::Url::parse(raw).ok()?;
+        Some(match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        })
+    };
+    let described = text("x-original-uri")
         .or_else(|| text("x-forwarded-uri"))
         .map(str::to_owned)
-        .or_else(|| {
-            // ingress-nginx sends the whole URL.
-            let url = url::Url::parse(text("x-original-url")?).ok()?;
-            Some(match url.query() {
-                Some(q) => format!("{}?{q}", url.path()),
-                None => url.path().to_owned(),
-            })
-        })
-        .filter(|t| t.starts_with('/'));
+        .or_else(|| path_of(text("x-original-url")?));
+    let rd = || {
+        let rd = query_param(question.uri().query(), "rd")?;
+        if rd.starts_with('/') && !rd.starts_with("//") {
+            Some(rd.into_owned())
+        } else {
+            path_of(&rd)
+        }
+    };
+    let signin = described.is_none();
+    let target = described.or_else(rd).filter(|t| t.starts_with('/'));
     let Some(uri) = target.and_then(|t| t.parse::<Uri>().ok()) else {
         return Err(BadQuestion(
-            "The original request is missing: send X-Original-URI, X-Original-URL or X-Forwarded-Uri.",
+            "The original request is missing: send X-Original-URI, X-Original-URL or X-Forwarded-Uri (or rd).",
         ));
     };
     let method = match text("x-original-method").or_else(|| text("x-forwarded-method")) {
@@ -152,8 +180,10 @@ pub(crate) fn original<B>(
         req,
         conn,
         websocket,
-        redirect: query_param(question.uri().query(), "redirect")
-            .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        redirect: signin
+            || query_param(question.uri().query(), "redirect")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        signin,
     })
 }
 
@@ -192,15 +222,28 @@ pub(crate) fn origin_refused() -> Response<Body> {
     )
 }
 
-/// Shapes what the handlers answered into the reply for the reverse proxy.
+/// Shapes what the handlers answered about the original request into the reply for the
+/// reverse proxy (or, for a sign-in, the browser).
 pub(crate) fn answer(
     res: Response<Body>,
-    redirect: bool,
+    original: Meta<'_>,
     user_header: &HeaderName,
 ) -> Response<Body> {
     let (parts, body) = res.into_parts();
     let cookie = parts.headers.get(SET_COOKIE).cloned();
+    let redirect = original.redirect;
     match parts.status {
+        StatusCode::OK if original.signin => {
+            let mut out = Response::new(empty());
+            *out.status_mut() = StatusCode::FOUND;
+            let back = HeaderValue::from_str(original.target)
+                .unwrap_or_else(|_| HeaderValue::from_static("/"));
+            out.headers_mut().insert(LOCATION, back);
+            if let Some(c) = cookie {
+                out.headers_mut().insert(SET_COOKIE, c);
+            }
+            out
+        }
         StatusCode::OK => {
             let mut out = Response::new(empty());
             let headers = out.headers_mut();
@@ -311,7 +354,7 @@ mod tests {
             assert_eq!(o.req.method().as_str(), method);
             assert_eq!(o.req.uri().to_string(), target);
             assert!(is(&o.req));
-            assert!(!o.redirect);
+            assert!(!o.redirect && !o.signin);
         }
         for bad in [
             vec![],
@@ -362,7 +405,12 @@ mod tests {
         )]);
         res.headers_mut()
             .append(SET_COOKIE, HeaderValue::from_static("a=1"));
-        let res = answer(res, false, &qvuser);
+        let meta = Meta {
+            target: "/",
+            redirect: false,
+            signin: false,
+        };
+        let res = answer(res, meta, &qvuser);
         assert_eq!(res.status(), 200);
         for name in IDENTITY.iter().chain([&qvuser]) {
             assert!(res.headers().contains_key(name), "{name}");
@@ -373,7 +421,7 @@ mod tests {
         login
             .headers_mut()
             .insert(LOCATION, HeaderValue::from_static("https://auth/"));
-        let res = answer(login, false, &qvuser);
+        let res = answer(login, meta, &qvuser);
         assert_eq!(res.status(), 401);
         assert_eq!(res.headers()[LOCATION], "https://auth/");
     }

@@ -75,16 +75,31 @@ impl Gateway {
     {
         let state = &*self.state;
         let settings = &state.settings;
-        let route = router::route(
-            settings,
-            conn.side,
-            req.method(),
-            req.uri().path(),
-            req.headers(),
-        );
+        let route = if head_len(&req) > settings.limits.max_header_bytes {
+            router::Route::HeadTooLarge
+        } else {
+            router::route(
+                settings,
+                conn.side,
+                req.method(),
+                req.uri().path(),
+                req.headers(),
+            )
+        };
         let (method, name) = (req.method().clone(), route.name());
         let decoration = router::decoration(settings, &route, req.headers());
         let answer = Decorated::new(router::dispatch(state, route, req, conn), decoration);
         Access::new(answer, method, name, conn)
     }
+}
+
+/// The size of a request's head as sent over HTTP/1.1: the request line, each header line
+/// with its `: ` and line end, and the blank line.
+fn head_len<B>(req: &Request<B>) -> usize {
+    let line = req.method().as_str().len()
+        + req.uri().path_and_query().map_or(1, |p| p.as_str().len())
+        + 12;
+    req.headers().iter().fold(line + 2, |n, (name, value)| {
+        n + name.as_str().len() + value.len() + 4
+    })
 }

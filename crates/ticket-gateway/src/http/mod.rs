@@ -18,4 +18,4 @@ pub(crate) use query::{
     percent_decode, percent_encode_lower, push_percent_encoded_lower, query_param, query_without,
     split_ascii, split_once_ascii,
 };
-pub(crate) use response::{found, page, respond, HTML, JSON, TEXT};
+pub(crate) use response::{found, head_too_large, page, respond, HTML, JSON, TEXT};

@@ -59,3 +59,18 @@ pub(crate) fn page(status: StatusCode, title: &str, text: &str) -> Response<Body
     html.push_str("</p></body></html>");
     respond(status, HTML, html)
 }
+
+/// `431`: the request head is over `limits.max_header_bytes`. The connection closes after
+/// it, as it does when hyper refuses a head.
+pub(crate) fn head_too_large() -> Response<Body> {
+    let mut res = page(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "Request head too large",
+        "The request's headers are larger than this server accepts.",
+    );
+    res.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    res
+}

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! listener  method      path                                   handler
+//! both      any         (a head over limits.max_header_bytes)  431, connection closed
 //! frontend  GET         /forward-auth                          forward_auth (then this table)
 //! api       GET         /healthz, /readyz, /metrics            ops::{alive, ready, metrics}
 //! api       POST        /qps[/{vp}]/ticket                     qps::api::add_ticket
@@ -53,6 +54,7 @@ pub(crate) enum Route<'s> {
     Alive,
     Ready,
     Metrics,
+    HeadTooLarge,
     ForwardAuth,
     PersonalUser(&'s VirtualProxy),
     CsrfToken(&'s VirtualProxy),
@@ -167,6 +169,7 @@ where
             cors_origin(req.headers(), &vp.cors_allowed_origins).is_some(),
         )),
         Route::Alive => done(ops::alive()),
+        Route::HeadTooLarge => done(crate::http::head_too_large()),
         Route::DemoLoginForm => done(demo::qps::login_form(state, &req)),
         Route::DemoPortalForm => done(demo::qlikview::portal_form(state, &req)),
         Route::QlikViewMethodNotAllowed(allow) => {
@@ -187,6 +190,7 @@ async fn forward_auth_check<B>(state: &State, req: Request<B>, conn: &Conn) -> R
     let (req, conn) = (original.req, original.conn);
     let settings = &state.settings;
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let target = req.uri().to_string();
     let res = match route(settings, Side::Frontend, &method, &path, req.headers()) {
         Route::Frontend(vp) => {
             if original.websocket && !qps::socket::admit(vp, &req, false) {
@@ -197,11 +201,12 @@ async fn forward_auth_check<B>(state: &State, req: Request<B>, conn: &Conn) -> R
         Route::QlikViewPage => qlikview::pages::serve(state, req, &conn).await,
         _ => return forward_auth::not_protected(),
     };
-    forward_auth::answer(
-        res,
-        original.redirect,
-        &settings.qlikview.upstream_user_header,
-    )
+    let meta = forward_auth::Meta {
+        target: &target,
+        redirect: original.redirect,
+        signin: original.signin,
+    };
+    forward_auth::answer(res, meta, &settings.qlikview.upstream_user_header)
 }
 
 /// What the settings add to every response of the route: a virtual proxy's additional
@@ -257,6 +262,7 @@ impl Route<'_> {
             Route::Ready => "readyz",
             Route::Metrics => "metrics",
             Route::ForwardAuth => "forward_auth",
+            Route::HeadTooLarge => "head_too_large",
             Route::PersonalUser(_) => "qps_personal_user",
             Route::CsrfToken(_) => "qps_csrf_token",
             Route::OidcCallback(_) => "qps_oidc_callback",
