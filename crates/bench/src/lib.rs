@@ -19,6 +19,20 @@ use std::path::PathBuf;
 
 use crate::procs::Launcher;
 
+/// The runtime the benchmark's own servers (`hello`, `ticket-server`) run on, chosen as the
+/// gateway chooses its own (`ticket_gateway::cli`): one event loop on the main thread when
+/// the process may use one CPU, as the benchmark pins every server, a worker per CPU
+/// otherwise. The references then stand on the same footing as the gateway.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    if std::thread::available_parallelism().is_ok_and(|n| n.get() == 1) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Runtime::new()
+    }
+}
+
 /// Options every mode shares.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Common {

@@ -1,8 +1,8 @@
 //! The minimal ticket server: the limit of the login rows.
 //!
 //! What any server issuing and redeeming Qlik tickets has to do, and nothing more, on the
-//! gateway's own building blocks (hyper's HTTP/1 server, a multi-thread tokio runtime run as
-//! `hello` runs it, mimalloc as the gateway's allocator):
+//! gateway's own building blocks (hyper's HTTP/1 server, the tokio runtime the gateway
+//! would choose (`crate::runtime`), mimalloc as the gateway's allocator):
 //!
 //! - `POST /qps/ticket?xrfkey=…`: the Xrfkey in the query equal to `X-Qlik-Xrfkey`, the body
 //!   read into `{"UserDirectory","UserId","Attributes","TargetId"}` by `serde_json`, a

@@ -136,7 +136,7 @@ pub fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ticket-gateway: cannot start the runtime: {e}");
@@ -144,6 +144,21 @@ pub fn main() -> ExitCode {
         }
     };
     runtime.block_on(serve(settings))
+}
+
+/// The runtime: one event loop on the thread that runs `main` when the process may use one
+/// CPU (as the benchmark pins it, as a container with one CPU runs it), a worker per CPU
+/// otherwise. On one CPU a multi-thread runtime's single worker still pays for its
+/// cross-thread queues, wake-ups and parking, for nothing another thread could take.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    if one_cpu {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Runtime::new()
+    }
 }
 
 async fn serve(settings: Settings) -> ExitCode {

@@ -1,6 +1,7 @@
 //! Graceful shutdown of the binary: on SIGTERM a request in flight through a slow back end
 //! completes, new connections are refused at once, and the process exits 0 within the grace
-//! period; SIGINT exits 0 too. And a binary on `[store] backend = "redis"` serves, sharing
+//! period; SIGINT exits 0 too. The same holds for a binary allowed one CPU (`taskset`),
+//! which runs its single-threaded runtime. And a binary on `[store] backend = "redis"` serves, sharing
 //! its tickets with a second one on the same Redis.
 
 use std::net::SocketAddr;
@@ -54,14 +55,61 @@ struct Gateway {
     _config: TempFile,
 }
 
+/// Which CPUs the binary may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cpus {
+    /// As many as the test may use.
+    All,
+    /// One (the first the test may use), by `taskset`: the binary then runs its
+    /// single-threaded runtime.
+    One,
+}
+
+/// The first CPU this process may run on, as `/proc/self/status` lists them.
+fn first_allowed_cpu() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list in /proc/self/status");
+    list.trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .expect("a CPU")
+        .to_owned()
+}
+
+/// How many of the process's threads are tokio's multi-thread workers (`tokio-rt-worker`).
+fn runtime_workers(child: &Child) -> usize {
+    let pid = child.id().expect("the binary runs");
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("list the binary's threads")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "tokio-rt-worker")
+        .count()
+}
+
 /// Starts the binary on `config` (listeners on `127.0.0.1:0` are added) and reads the
 /// start-up line for the addresses it bound.
 async fn start(config: &str) -> Gateway {
+    start_on(config, Cpus::All).await
+}
+
+/// [`start`] on the given CPUs.
+async fn start_on(config: &str, cpus: Cpus) -> Gateway {
     let file = TempFile::new(&format!(
         "[frontend]\nlisten = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
          [shutdown]\ngrace_seconds = {GRACE_SECONDS}\n{config}"
     ));
-    let mut child = tokio::process::Command::new(BIN)
+    let mut command = match cpus {
+        Cpus::All => tokio::process::Command::new(BIN),
+        Cpus::One => {
+            let mut c = tokio::process::Command::new("taskset");
+            c.arg("-c").arg(first_allowed_cpu()).arg(BIN);
+            c
+        }
+    };
+    let mut child = command
         .arg("--config")
         .arg(&file.0)
         .env("RUST_LOG", "info")
@@ -215,12 +263,31 @@ async fn slow_back_end(arrived: mpsc::UnboundedSender<()>) -> SocketAddr {
 
 #[tokio::test]
 async fn sigterm_lets_the_request_in_flight_finish_refuses_new_ones_and_exits_0() {
+    sigterm_with_a_request_in_flight(Cpus::All).await;
+}
+
+#[tokio::test]
+async fn on_one_cpu_the_binary_proxies_and_shuts_down_the_same() {
+    sigterm_with_a_request_in_flight(Cpus::One).await;
+}
+
+async fn sigterm_with_a_request_in_flight(cpus: Cpus) {
     let (arrived_tx, mut arrived) = mpsc::unbounded_channel();
     let back_end = slow_back_end(arrived_tx).await;
-    let mut gw = start(&format!(
-        "[[virtual_proxy]]\nprefix = \"\"\nupstream = \"http://{back_end}\"\n"
-    ))
+    let mut gw = start_on(
+        &format!("[[virtual_proxy]]\nprefix = \"\"\nupstream = \"http://{back_end}\"\n"),
+        cpus,
+    )
     .await;
+    // One CPU, one event loop: no runtime worker threads beside the main thread.
+    let workers = runtime_workers(&gw.child);
+    match cpus {
+        Cpus::One => assert_eq!(workers, 0, "worker threads on one CPU"),
+        Cpus::All if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 => {
+            assert!(workers > 0, "no worker threads on several CPUs")
+        }
+        Cpus::All => {}
+    }
 
     let ticket = qps_ticket(gw.api).await;
     let frontend = gw.frontend;
@@ -279,7 +346,7 @@ async fn sigterm_lets_the_request_in_flight_finish_refuses_new_ones_and_exits_0(
         "exited after {took:?}"
     );
     println!(
-        "SIGTERM: refused new connections after {:?}, in-flight answered after {:?}, exit 0 after {took:?}",
+        "SIGTERM ({cpus:?} CPUs): refused new connections after {:?}, in-flight answered after {:?}, exit 0 after {took:?}",
         refused_at - term,
         answered_at - term
     );

@@ -2,7 +2,7 @@
 //! behind the proxies.
 //!
 //! The cheapest HTTP/1.1 server hyper allows, built from the same hyper, hyper-util and
-//! tokio as the gateway and run the same way (a multi-thread `Runtime::new()`): every
+//! tokio as the gateway and run the same way (`gateway_bench::runtime`): every
 //! request gets `{"hello":"world"}` with `Content-Length`. Whatever the gateway costs above
 //! this is the gateway's own work.
 //!
@@ -47,7 +47,7 @@ fn main() -> ExitCode {
             _ => addr = arg,
         }
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match gateway_bench::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("hello: cannot start the runtime: {e}");

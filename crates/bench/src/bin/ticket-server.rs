@@ -2,8 +2,8 @@
 //! gateway's login rows are measured against (see `gateway_bench::ticket_server`).
 //!
 //! Binds both addresses (default `127.0.0.1:0` each), prints
-//! `api=<addr> frontend=<addr>` on stdout and serves until killed. Run as `hello` runs (a
-//! multi-thread `Runtime::new()`), with the gateway's allocator.
+//! `api=<addr> frontend=<addr>` on stdout and serves until killed. Run as `hello` and the
+//! gateway run (`gateway_bench::runtime`), with the gateway's allocator.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let api = args.next().unwrap_or_else(|| "127.0.0.1:0".to_owned());
     let frontend = args.next().unwrap_or_else(|| "127.0.0.1:0".to_owned());
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match gateway_bench::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ticket-server: cannot start the runtime: {e}");
