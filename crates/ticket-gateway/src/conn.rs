@@ -1,10 +1,11 @@
 //! What the gateway knows about the connection a request came on. A leaf: handlers read it,
 //! and it depends on nothing but the TLS outcome's type.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use http::HeaderValue;
+use ipnet::IpNet;
 
 /// Which listener a request arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,4 +103,16 @@ impl Conn {
     pub fn peer_ip_header(&self) -> &HeaderValue {
         &self.peer_ip_header
     }
+}
+
+/// Whether a peer address is in one of `nets` (trusted portals, trusted SSO proxies). IPv4
+/// and IPv6 are compared literally (`::1` is not `127.0.0.1`), but an IPv4-mapped IPv6
+/// peer (`::ffff:10.0.0.1`, as a dual-stack socket reports IPv4 callers) is matched as the
+/// IPv4 address it is.
+pub(crate) fn peer_in(nets: &[IpNet], ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    nets.iter().any(|net| net.contains(&ip))
 }

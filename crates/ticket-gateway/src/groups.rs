@@ -15,6 +15,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::datafile;
+
 /// User id (lowercased) → groups.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct GroupDirectory {
@@ -31,23 +33,12 @@ struct File {
 impl GroupDirectory {
     /// Reads a directory file. The error is one line naming the file and line.
     pub(crate) fn load(path: &Path) -> Result<GroupDirectory, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        GroupDirectory::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        datafile::load(path, GroupDirectory::parse)
     }
 
     /// Parses directory text.
     pub(crate) fn parse(text: &str) -> Result<GroupDirectory, String> {
-        let file: File = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
-            match line {
-                Some(l) => format!("line {l}: {msg}"),
-                None => msg,
-            }
-        })?;
+        let file: File = datafile::parse(text)?;
         let users = file
             .users
             .into_iter()

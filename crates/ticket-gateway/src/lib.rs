@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! cli::main        Settings (TOML or embedded defaults; exit 64 on error)
-//!                  → Gateway::new (State: settings, Core, Proxy, groups; TLS files read)
+//!                  → Gateway::new (State: settings, Core, Proxy, groups, users, JWT keys,
+//!                    OpenID providers; TLS files read)
 //!                  → Listeners::bind → server::run(listeners, gateway, shutdown)
 //! server::run      accept on both listeners, TLS where configured, a watch per connection
 //!                  (idle, slow heads) → hyper-util auto::Builder → Gateway::handle
@@ -35,7 +36,8 @@
 //! ops, demo        /healthz, /readyz, /metrics; the demo authentication module and portal
 //! signin/          JWT verification, the OpenID Connect relying party, password users
 //! forward_auth     /forward-auth: the answer for a reverse proxy that keeps the data path
-//! groups           the group directory QlikView looks users' groups up in
+//! groups, datafile the group directory QlikView looks users' groups up in; reading the
+//!                  TOML data files the settings name (errors naming file and line)
 //! ```
 //!
 //! The ticket core (`ticket-core`) owns tickets, target ids and sessions, behind one door
@@ -44,6 +46,7 @@
 pub mod cli;
 pub mod config;
 mod conn;
+mod datafile;
 mod demo;
 mod forward_auth;
 mod gateway;

@@ -75,11 +75,7 @@ impl Files {
                     jwt.insert(vp.realm.clone(), Verifier::load(&key, rules)?);
                 }
                 Authentication::Oidc(rules) => {
-                    let callback = crate::config::OIDC_CALLBACK_PATH;
-                    let redirect_uri = match vp.prefix.as_str() {
-                        "" => format!("{}{callback}", settings.frontend.public_url),
-                        p => format!("{}/{p}{callback}", settings.frontend.public_url),
-                    };
+                    let redirect_uri = settings.frontend_url(vp, crate::config::OIDC_CALLBACK_PATH);
                     let provider = Provider::new(
                         rules,
                         &redirect_uri,

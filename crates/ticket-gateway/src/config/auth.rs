@@ -222,22 +222,10 @@ pub(super) fn validate(
                         "exactly one of header_user_directory and header_user_directory_pattern",
                     )),
                 };
-            let raw_proxies = vp
-                .header_trusted_proxies
-                .clone()
-                .unwrap_or_else(|| d::TRUSTED_IPS.iter().map(|ip| (*ip).to_owned()).collect());
-            let trusted_proxies = raw_proxies
-                .iter()
-                .enumerate()
-                .map(|(j, raw)| {
-                    net(raw).ok_or_else(|| {
-                        ConfigError::new(
-                            at(&format!("header_trusted_proxies[{j}]")),
-                            format!("{raw:?} is not an address or CIDR range"),
-                        )
-                    })
-                })
-                .collect::<Result<_, _>>()?;
+            let trusted_proxies = networks(
+                &at("header_trusted_proxies"),
+                vp.header_trusted_proxies.as_deref(),
+            )?;
             Ok(Authentication::Header(HeaderAuth {
                 name,
                 directory,
@@ -354,10 +342,32 @@ fn header_pattern(pattern: &str) -> Result<HeaderDirectory, String> {
     })
 }
 
-/// An address or CIDR range.
-fn net(raw: &str) -> Option<IpNet> {
-    raw.trim()
-        .parse::<IpNet>()
-        .or_else(|_| raw.trim().parse::<std::net::IpAddr>().map(IpNet::from))
-        .ok()
+/// A list of addresses and CIDR ranges (`key`, loopback when unset): trusted portals,
+/// trusted SSO proxies.
+pub(super) fn networks(key: &str, raw: Option<&[String]>) -> Result<Vec<IpNet>, ConfigError> {
+    let parse = |(i, raw): (usize, &str)| {
+        let raw = raw.trim();
+        raw.parse::<IpNet>()
+            .or_else(|_| raw.parse::<std::net::IpAddr>().map(IpNet::from))
+            .map_err(|_| {
+                ConfigError::new(
+                    format!("{key}[{i}]"),
+                    format!("{raw:?} is not an address or CIDR range"),
+                )
+            })
+    };
+    match raw {
+        Some(list) => list
+            .iter()
+            .map(String::as_str)
+            .enumerate()
+            .map(parse)
+            .collect(),
+        None => d::TRUSTED_IPS
+            .iter()
+            .copied()
+            .enumerate()
+            .map(parse)
+            .collect(),
+    }
 }

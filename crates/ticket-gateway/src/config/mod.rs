@@ -305,6 +305,11 @@ pub struct ProxySettings {
 }
 
 impl Settings {
+    /// The front-end URL of a path under a virtual proxy: `<public url>[/<prefix>]<path>`.
+    pub fn frontend_url(&self, vp: &VirtualProxy, path: &str) -> String {
+        format!("{}{}", self.frontend.public_url, vp.frontend_path(path))
+    }
+
     /// The embedded defaults: what `ticket-gateway` with no arguments serves.
     pub fn defaults() -> Settings {
         Settings::from_toml("").expect("the embedded defaults are valid")
@@ -335,11 +340,8 @@ impl Settings {
 
 /// Flattens a TOML error into one line that names the key when toml knows it.
 fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
-    let line = e
-        .span()
-        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
     let key = key_at(text, e.span().map(|s| s.start));
-    let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    let (line, message) = crate::datafile::located(text, e);
     let message = match line {
         Some(l) => format!("{message} (line {l})"),
         None => message,
@@ -374,3 +376,14 @@ fn key_at(text: &str, offset: Option<usize>) -> String {
 
 #[cfg(test)]
 mod tests;
+
+impl VirtualProxy {
+    /// The front-end path of a path under this virtual proxy: `[/<prefix>]<path>`.
+    pub fn frontend_path(&self, path: &str) -> String {
+        if self.prefix.is_empty() {
+            path.to_owned()
+        } else {
+            format!("/{}{path}", self.prefix)
+        }
+    }
+}

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use http::{StatusCode, Uri};
-use ipnet::IpNet;
 use ticket_core::SessionLimit;
 
 use super::defaults as d;
@@ -389,22 +388,7 @@ fn qlikview(
     vps: &[VirtualProxy],
     own: &Hosts,
 ) -> Result<QlikView, ConfigError> {
-    let raw_ips = file
-        .trusted_ips
-        .unwrap_or_else(|| d::TRUSTED_IPS.iter().map(|ip| (*ip).to_owned()).collect());
-    let mut trusted_ips = Vec::with_capacity(raw_ips.len());
-    for (i, raw) in raw_ips.iter().enumerate() {
-        let net = raw
-            .parse::<IpNet>()
-            .or_else(|_| raw.parse::<std::net::IpAddr>().map(IpNet::from))
-            .map_err(|_| {
-                ConfigError::new(
-                    format!("qlikview.trusted_ips[{i}]"),
-                    format!("{raw:?} is not an address or CIDR range"),
-                )
-            })?;
-        trusted_ips.push(net);
-    }
+    let trusted_ips = super::auth::networks("qlikview.trusted_ips", file.trusted_ips.as_deref())?;
     let mut trusted_accounts = Vec::new();
     for (i, a) in file.trusted_accounts.iter().enumerate() {
         let key = format!("qlikview.trusted_accounts[{i}].password_sha256");

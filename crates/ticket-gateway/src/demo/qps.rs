@@ -91,7 +91,7 @@ where
         Ok((ticket, stored)) => {
             let back = stored
                 .target_uri
-                .unwrap_or_else(|| crate::qps::login::frontend_url(state, vp, "/hub/"));
+                .unwrap_or_else(|| state.settings.frontend_url(vp, "/hub/"));
             let sep = if back.contains('?') { '&' } else { '?' };
             found(&format!("{back}{sep}qlikTicket={ticket}"))
         }

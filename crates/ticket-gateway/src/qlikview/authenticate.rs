@@ -177,9 +177,10 @@ where
         form_urlencoded::parse(&body).into_owned().collect();
     let field = |name: &str| form.get(name).map_or("", String::as_str);
     let Some(user) = users.check(field("username"), field("password")).await else {
-        return match back.is_empty() {
-            true => QvError::Unauthorized.into_response(qv),
-            false => found(&back),
+        return if back.is_empty() {
+            QvError::Unauthorized.into_response(qv)
+        } else {
+            found(&back)
         };
     };
     let groups = user

@@ -9,21 +9,16 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::QlikView;
+use crate::conn::peer_in;
 
 /// Whether the caller is trusted by address or by credentials.
 pub(crate) fn is_trusted(qv: &QlikView, peer: SocketAddr, headers: &HeaderMap) -> bool {
     trusted_ip(qv, peer.ip()) || trusted_account(qv, headers)
 }
 
-/// Address trust. IPv4 and IPv6 are compared literally (`::1` is not `127.0.0.1`), but an
-/// IPv4-mapped IPv6 peer (`::ffff:10.0.0.1`, as a dual-stack socket reports IPv4 callers)
-/// is matched as the IPv4 address it is.
+/// Address trust (see [`peer_in`]).
 pub(crate) fn trusted_ip(qv: &QlikView, ip: IpAddr) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    };
-    qv.trusted_ips.iter().any(|net| net.contains(&ip))
+    peer_in(&qv.trusted_ips, ip)
 }
 
 /// Credential trust: `Authorization: Basic` naming a configured account whose password

@@ -227,7 +227,7 @@ where
             crate::proxy::websocket::answer(&mut req, greeting, 1000)
         }
         None => {
-            let logout = login::frontend_path(vp, "/qps/user");
+            let logout = vp.frontend_path("/qps/user");
             identity_page::render(
                 req.headers(),
                 req.uri().path(),

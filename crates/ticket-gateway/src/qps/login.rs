@@ -86,22 +86,3 @@ pub(crate) fn proxy_rest_uri(state: &State, vp: &VirtualProxy) -> String {
         format!("{base}/qps/{}/", vp.prefix)
     }
 }
-
-/// The front-end path of a path under a virtual proxy: `[/<prefix>]<path>`.
-pub(crate) fn frontend_path(vp: &VirtualProxy, path: &str) -> String {
-    if vp.prefix.is_empty() {
-        path.to_owned()
-    } else {
-        format!("/{}{path}", vp.prefix)
-    }
-}
-
-/// The front-end URL of a path under a virtual proxy: `<public url>[/<prefix>]<path>`.
-pub(crate) fn frontend_url(state: &State, vp: &VirtualProxy, path: &str) -> String {
-    let base = &state.settings.frontend.public_url;
-    if vp.prefix.is_empty() {
-        format!("{base}{path}")
-    } else {
-        format!("{base}/{}{path}", vp.prefix)
-    }
-}

@@ -3,8 +3,6 @@
 //! session like one made from a ticket (cookie, per-user limit, identity headers, sockets).
 //! Neither method ever redirects: a refusal is a `401` with a short reason.
 
-use std::net::IpAddr;
-
 use http::header::AUTHORIZATION;
 use http::Request;
 use sha2::{Digest, Sha256};
@@ -14,7 +12,7 @@ use super::error::PageError;
 use super::session;
 use super::signed_in::{Refusal, SignedIn};
 use crate::config::{HeaderAuth, HeaderDirectory, VirtualProxy};
-use crate::conn::Conn;
+use crate::conn::{peer_in, Conn};
 use crate::state::State;
 use crate::telemetry::metrics;
 
@@ -28,10 +26,7 @@ pub(crate) async fn header<B>(
     req: &Request<B>,
     conn: &Conn,
 ) -> Result<SignedIn, Refusal> {
-    let from_trusted = rules
-        .trusted_proxies
-        .iter()
-        .any(|n| n.contains(&plain_ip(conn.peer.ip())));
+    let from_trusted = peer_in(&rules.trusted_proxies, conn.peer.ip());
     let value = req
         .headers()
         .get(&rules.name)
@@ -168,14 +163,6 @@ pub(crate) async fn start(
         }
         Err(StoreError::LimitReached) => Err(Refusal::Page(PageError::TooManySessions)),
         Err(e) => Err(e.into()),
-    }
-}
-
-/// An IPv4-mapped IPv6 peer (as a dual-stack socket reports IPv4 callers) as IPv4.
-fn plain_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
     }
 }
 

@@ -86,7 +86,7 @@ pub(crate) async fn begin<B>(
     let cookie = format!(
         "{BINDING_COOKIE}={}; Path={}; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
         pending.binding,
-        login::frontend_path(vp, OIDC_CALLBACK_PATH),
+        vp.frontend_path(OIDC_CALLBACK_PATH),
         LOGIN_TTL.as_secs()
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {

@@ -61,7 +61,7 @@ async fn user<B>(
                 user_directory: dir,
                 user_id: user,
                 user_name: user,
-                logout_uri: &login::frontend_url(state, vp, "/qps/user"),
+                logout_uri: &state.settings.frontend_url(vp, "/qps/user"),
             })
         }
         None => {
@@ -71,7 +71,7 @@ async fn user<B>(
                 Some(t) => redirects
                     .location(&t, "/", &vp.redirect_hosts)
                     .map(|t| login::absolute(state, t)),
-                None => Some(login::frontend_url(state, vp, "/hub/")),
+                None => Some(state.settings.frontend_url(vp, "/hub/")),
             };
             let login = match target {
                 Some(target) => Some(login::location(state, vp, &target).await?),

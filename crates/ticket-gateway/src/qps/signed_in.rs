@@ -21,8 +21,10 @@ impl From<ticket_core::StoreError> for Refusal {
     }
 }
 
-/// A session the request may use, and whether it started with this request.
+/// A session the request may use.
 pub(crate) struct SignedIn {
     pub(crate) session: Session,
+    /// Whether the request came without the session's cookie: the session started with it,
+    /// or a bearer token found it. The answer then sets the cookie.
     pub(crate) new: bool,
 }

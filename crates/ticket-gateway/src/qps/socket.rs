@@ -67,7 +67,7 @@ pub(crate) fn token_ok<B>(vp: &VirtualProxy, req: &Request<B>, signed_in: &Signe
 /// while it is used.
 pub(crate) fn terms(state: &State, vp: &VirtualProxy, session: &Session) -> WebSocketTerms {
     let (directory, user) = session.identity.user();
-    let logout = login::frontend_url(state, vp, "/qps/user");
+    let logout = state.settings.frontend_url(vp, "/qps/user");
     WebSocketTerms {
         speech: Speech {
             greeting: Some(notify::greeting(directory, user, &logout)),

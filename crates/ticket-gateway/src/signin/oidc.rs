@@ -35,6 +35,7 @@ use tokio::time::Instant;
 
 use super::claims::{self, Claims};
 use crate::config::{OidcAuth, OIDC_CONFIGURATION_SUFFIX as CONFIGURATION_SUFFIX};
+
 /// Leeway on the ID token's `exp`.
 const LEEWAY: Duration = Duration::from_secs(60);
 /// The least time between two fetches of the key set for an unknown key.
@@ -185,12 +186,17 @@ impl Provider {
             return Err("the OpenID provider has not been discovered yet".to_owned());
         }
         *last = Some(Instant::now());
+        let client = self.fetch().await?;
+        tracing::info!(issuer = self.issuer(), "OpenID provider discovered");
+        Ok(client)
+    }
+
+    /// Reads the provider's configuration and key set, and makes the client of them.
+    async fn fetch(&self) -> Result<Arc<Discovered>, String> {
         let metadata = CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http)
             .await
-            .map_err(|e| describe(&e))?;
-        let client = self.client_for(metadata)?;
-        tracing::info!(issuer = self.issuer(), "OpenID provider discovered");
-        Ok(self.replace(client))
+            .map_err(|e| chain(&e))?;
+        Ok(self.replace(self.client_for(metadata)?))
     }
 
     fn client_for(&self, metadata: CoreProviderMetadata) -> Result<Discovered, String> {
@@ -305,12 +311,9 @@ impl Provider {
             *fetched = Some(Instant::now());
         }
         // Discovery reads the key set afresh, and whatever else the provider changed.
-        let metadata = CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http)
-            .await
-            .map_err(|e| Failure::Unreachable(describe(&e)))?;
-        let fresh = self.client_for(metadata).map_err(Failure::Unreachable)?;
+        let fresh = self.fetch().await.map_err(Failure::Unreachable)?;
         tracing::info!(issuer = self.issuer(), "OpenID provider keys fetched again");
-        Ok(self.replace(fresh))
+        Ok(fresh)
     }
 
     /// The user a verified ID token names.
@@ -378,8 +381,4 @@ fn chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
-}
-
-fn describe<E: std::error::Error + 'static>(e: &openidconnect::DiscoveryError<E>) -> String {
-    chain(e)
 }

@@ -23,6 +23,8 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use crate::datafile;
+
 /// The wait after a first failure; each further one doubles it.
 const FIRST_DELAY: Duration = Duration::from_millis(250);
 /// The longest wait.
@@ -73,23 +75,12 @@ pub(crate) struct Users {
 impl Users {
     /// Reads a users file; the error names the file and the line.
     pub(crate) fn load(path: &Path) -> Result<Users, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        Users::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        datafile::load(path, Users::parse)
     }
 
     /// Parses a users file.
     pub(crate) fn parse(text: &str) -> Result<Users, String> {
-        let file: File = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
-            match line {
-                Some(l) => format!("line {l}: {msg}"),
-                None => msg,
-            }
-        })?;
+        let file: File = datafile::parse(text)?;
         let mut users = HashMap::new();
         for (name, user) in file.users {
             PasswordHash::new(&user.password).map_err(|_| {
